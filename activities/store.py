@@ -1,0 +1,39 @@
+"""Activities that read definitions and record what contact workflows decide.
+
+Each write is idempotent (unique keys in the store), because an activity may run more than once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+
+from models.activities import RecordStagesInput
+from models.contact import ContactConfig
+from revops.config import load_contact_config
+from store.repo import Store
+
+__all__ = ["ContactActivities"]
+
+
+class ContactActivities:
+    """Store and configuration access for the contact workflow."""
+
+    def __init__(
+        self, store: Store, config_dir: Path, config_overrides: dict[str, Any] | None = None
+    ) -> None:
+        self._store = store
+        self._config_dir = config_dir
+        self._overrides = config_overrides or {}
+
+    @activity.defn(name="load_contact_config")
+    def load_contact_config(self) -> ContactConfig:
+        """The current definitions bundle (lifecycle rules, later scoring and lists)."""
+        return load_contact_config(self._config_dir, **self._overrides)
+
+    @activity.defn(name="record_stage_entries")
+    def record_stage_entries(self, data: RecordStagesInput) -> int:
+        """Record stage entries; entries already stored are skipped."""
+        return self._store.record_stage_entries(data.contact_id, data.entries)

@@ -1,0 +1,105 @@
+"""Helpers that drive the real stack in tests: a worker, event delivery, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from temporalio.client import Client, WorkflowHandle
+
+from gateway.relay import Relay
+from models.contact import ContactState
+from models.ingest import IncomingEvent
+from revops.ids import contact_workflow_id
+from revops.settings import Settings
+from store.repo import Store
+from worker import WorkerDeps, build_worker
+
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client, store: Store, settings: Settings, **config_overrides: Any
+) -> AsyncIterator[Relay]:
+    """Run a worker for ``settings.task_queue``; yields a relay delivering to it."""
+    deps = WorkerDeps(store=store, settings=settings, config_overrides=config_overrides)
+    async with build_worker(client, deps):
+        yield Relay(store, client, settings.task_queue)
+
+
+def track(
+    user_id: str | None,
+    name: str,
+    *,
+    at: datetime | None = None,
+    message_id: str | None = None,
+    anonymous_id: str | None = None,
+    type_: str = "track",
+    **fields: Any,
+) -> IncomingEvent:
+    """An accepted event as the gateway would build it."""
+    now = datetime.now(UTC)
+    return IncomingEvent(
+        message_id=message_id or f"m-{uuid.uuid4()}",
+        type=type_,
+        name=name,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        timestamp=at or now,
+        received_at=now,
+        **fields,
+    )
+
+
+async def send(store: Store, relay: Relay, *events: IncomingEvent) -> list[str]:
+    """Store the events and deliver them to their contacts' workflows."""
+    result = store.accept(list(events))
+    for contact_id in result.contact_ids:
+        await relay.drain_once(contact_id)
+    return result.contact_ids
+
+
+def handle_for(client: Client, store: Store, user_id: str) -> WorkflowHandle[Any, Any]:
+    """The contact workflow of ``user_id``."""
+    contact_id = store.resolve(user_id)
+    assert contact_id is not None, f"{user_id} is not a known contact"
+    return client.get_workflow_handle(contact_workflow_id(contact_id))
+
+
+async def state_of(handle: WorkflowHandle[Any, Any]) -> ContactState:
+    """The contact's live state (query)."""
+    state: ContactState = await handle.query("state", result_type=ContactState)
+    return state
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    check: Callable[[T], bool],
+    *,
+    within: float = 20.0,
+) -> T:
+    """Poll ``probe`` until ``check`` holds; fail with the last value after ``within`` s."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = await probe()
+        if check(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s; last value: {value!r}")
+        await asyncio.sleep(0.1)
+
+
+async def save_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """With REVOPS_CAPTURE_HISTORIES=1, keep this run's history for the replay test."""
+    if os.environ.get("REVOPS_CAPTURE_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    target = Path(__file__).parent / "histories" / f"{name}.json"
+    target.write_text(history.to_json(), encoding="utf-8")

@@ -1,0 +1,67 @@
+"""Builds the revops worker: task queue, workflows, activities.
+
+Workers are stateless and scale horizontally: start as many ``revops worker`` processes as the
+load needs, all polling the same task queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.store import ContactActivities
+from revops.logging import get_logger
+from revops.settings import Settings
+from store.repo import Store
+from workflows.contact import ContactWorkflow
+
+__all__ = ["WORKFLOWS", "WorkerDeps", "build_worker", "run_worker"]
+
+log = get_logger(__name__)
+
+WORKFLOWS: list[type[Any]] = [ContactWorkflow]
+
+
+@dataclass
+class WorkerDeps:
+    """What activities need, built once per process."""
+
+    store: Store
+    settings: Settings
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerDeps:
+        """Open the store (migrating it) from settings."""
+        store = Store.open(settings.sqlalchemy_url, id_secret=settings.id_secret.get_secret_value())
+        return cls(store=store, settings=settings)
+
+    def activities(self) -> list[Any]:
+        """Every activity callable, bound to its dependencies."""
+        contact = ContactActivities(self.store, self.settings.config_dir, self.config_overrides)
+        return [contact.load_contact_config, contact.record_stage_entries]
+
+
+def build_worker(client: Client, deps: WorkerDeps, *, task_queue: str | None = None) -> Worker:
+    """A worker for the main task queue."""
+    return Worker(
+        client,
+        task_queue=task_queue or deps.settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=deps.activities(),
+        activity_executor=ThreadPoolExecutor(max_workers=16),
+    )
+
+
+async def run_worker(client: Client, deps: WorkerDeps, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set, then shut down gracefully."""
+    worker = build_worker(client, deps)
+    async with worker:
+        log.info("worker_started", task_queue=deps.settings.task_queue)
+        await stop.wait()
+    log.info("worker_stopped")
