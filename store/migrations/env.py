@@ -5,6 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import store.history
+import store.registry  # noqa: F401 - registers its tables on Base
 from store.schema import Base
 
 config = context.config
