@@ -7,24 +7,32 @@ load needs, all polling the same task queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.effects import EffectActivities
+from activities.handoff import HandoffActivities
+from activities.journeys import JourneyActivities
+from activities.rules import RulesActivities
 from activities.store import ContactActivities
 from revops.logging import get_logger
 from revops.settings import Settings
 from store.repo import Store
 from workflows.contact import ContactWorkflow
+from workflows.handoff import HandoffWorkflow
+from workflows.journey import JourneyWorkflow
 
 __all__ = ["WORKFLOWS", "WorkerDeps", "build_worker", "run_worker"]
 
 log = get_logger(__name__)
 
-WORKFLOWS: list[type[Any]] = [ContactWorkflow]
+WORKFLOWS: list[type[Any]] = [ContactWorkflow, HandoffWorkflow, JourneyWorkflow]
 
 
 @dataclass
@@ -34,6 +42,7 @@ class WorkerDeps:
     store: Store
     settings: Settings
     config_overrides: dict[str, Any] = field(default_factory=dict)
+    http: httpx.AsyncClient | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerDeps:
@@ -44,7 +53,25 @@ class WorkerDeps:
     def activities(self) -> list[Any]:
         """Every activity callable, bound to its dependencies."""
         contact = ContactActivities(self.store, self.settings.config_dir, self.config_overrides)
-        return [contact.load_contact_config, contact.record_stage_entries]
+        if self.http is None:
+            self.http = httpx.AsyncClient(timeout=self.settings.http_timeout_seconds)
+        effects = EffectActivities(self.store, self.settings, self.http)
+        rules = RulesActivities(self.store, self.settings.config_dir, self.settings.journeys_dir)
+        handoff = HandoffActivities(self.store, self.settings.config_dir, effects)
+        journeys = JourneyActivities(self.store, self.settings.config_dir)
+        return [
+            contact.load_contact_config,
+            contact.record_stage_entries,
+            contact.record_contact_changes,
+            effects.send_effect,
+            rules.decide_step,
+            handoff.assign_owner,
+            handoff.release_owner,
+            handoff.record_sla,
+            handoff.send_handoff_notice,
+            journeys.check_send,
+            journeys.record_journey,
+        ]
 
 
 def build_worker(client: Client, deps: WorkerDeps, *, task_queue: str | None = None) -> Worker:
@@ -61,7 +88,11 @@ def build_worker(client: Client, deps: WorkerDeps, *, task_queue: str | None = N
 async def run_worker(client: Client, deps: WorkerDeps, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set, then shut down gracefully."""
     worker = build_worker(client, deps)
-    async with worker:
+    # Handoffs (speed-to-lead) have their own queue; a worker whose task queue is the priority
+    # queue serves only it (run those apart from the busy ones: see docs/handoff.md).
+    queue = deps.settings.priority_task_queue
+    priority = None if queue == worker.task_queue else build_worker(client, deps, task_queue=queue)
+    async with worker, priority or contextlib.nullcontext():
         log.info("worker_started", task_queue=deps.settings.task_queue)
         await stop.wait()
     log.info("worker_stopped")

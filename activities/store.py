@@ -11,8 +11,11 @@ from typing import Any
 from temporalio import activity
 
 from models.activities import RecordStagesInput
+from models.changes import ContactChanges
 from models.contact import ContactConfig
 from revops.config import load_contact_config
+from store.history import History
+from store.registry import Registry
 from store.repo import Store
 
 __all__ = ["ContactActivities"]
@@ -27,11 +30,22 @@ class ContactActivities:
         self._store = store
         self._config_dir = config_dir
         self._overrides = config_overrides or {}
+        self._history = History(store)
+        self._registry = Registry(store)
 
     @activity.defn(name="load_contact_config")
     def load_contact_config(self) -> ContactConfig:
         """The current definitions bundle (lifecycle rules, later scoring and lists)."""
-        return load_contact_config(self._config_dir, **self._overrides)
+        return load_contact_config(self._config_dir, self._active_body, **self._overrides)
+
+    def _active_body(self, kind: str) -> dict[str, Any] | None:
+        row = self._registry.active(kind, "default")
+        return row.body if row else None
+
+    @activity.defn(name="record_contact_changes")
+    def record_contact_changes(self, changes: ContactChanges) -> None:
+        """Record stages, scores, list stays and demand states (each idempotent)."""
+        self._history.record(changes)
 
     @activity.defn(name="record_stage_entries")
     def record_stage_entries(self, data: RecordStagesInput) -> int:

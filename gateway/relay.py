@@ -2,34 +2,50 @@
 
 Accepting an event (store) and delivering it (Temporal) are separate so a 200 never depends on
 Temporal being up: events wait in the outbox until the relay gets them through. All events
-waiting for one contact go in one signal-with-start (far cheaper than one signal each); the
-workflow drops messageIds it has seen, so a repeated delivery after a crash counts once.
+waiting for one contact go in one signal-with-start (far cheaper than one signal each, so the
+relay gets faster as the backlog grows); the workflow drops messageIds it has seen, so a
+repeated delivery after a crash counts once.
+
+Order per contact: one relay is active at a time (``store.lease``), each drain reads the
+outbox in id order and waits for every delivery before the next drain, and a contact's chunks
+go one after another: a failure leaves that chunk and the ones after it pending, never a gap.
+While Temporal is unreachable the relay backs off (up to ``backoff_max``) and retries; nothing
+is lost because nothing leaves the outbox until Temporal acknowledged it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
 )
-from temporalio.service import RPCError
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from models.contact import ContactInput
-from models.events import EventBatch
+from models.events import ContactMerged, EventBatch
 from models.search_attributes import CONTACT_ID
 from revops.ids import contact_workflow_id
 from revops.logging import get_logger
+from store.lease import RelayLease, try_relay_lease
 from store.repo import OutboxItem, Store
 
 __all__ = ["Relay", "deliver"]
 
 log = get_logger(__name__)
+
+_RPC_TIMEOUT = timedelta(seconds=10)
+_LEASE_CHECK_SECONDS = 1.0
 
 
 async def deliver(
@@ -39,20 +55,52 @@ async def deliver(
     items: list[OutboxItem],
     config_version: str | None = None,
 ) -> None:
-    """Signal-with-start the contact's workflow with one batch of its events."""
+    """Signal-with-start the contact's workflow with one batch of its events.
+
+    A contact whose workflow completed (merged into another) is not started again: Temporal
+    refuses with WorkflowAlreadyStartedError, which the relay treats as delivered.
+    """
     await client.start_workflow(
         "ContactWorkflow",
         ContactInput(contact_id=contact_id),
         id=contact_workflow_id(contact_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         start_signal="events",
         start_signal_args=[
             EventBatch(events=[i.event for i in items], config_version=config_version)
         ],
         search_attributes=TypedSearchAttributes([SearchAttributePair(CONTACT_ID, contact_id)]),
         static_summary="contact (opaque id)",
+        rpc_timeout=_RPC_TIMEOUT,
     )
+
+
+async def _notify_merged(client: Client, contact_id: str, merged_into: str) -> None:
+    """Tell a merged contact's workflow to stop; no workflow (or a closed one) is fine."""
+    handle = client.get_workflow_handle(contact_workflow_id(contact_id))
+    try:
+        await handle.signal(
+            "merged_into", ContactMerged(contact_id=merged_into), rpc_timeout=_RPC_TIMEOUT
+        )
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+
+
+@dataclass
+class _Outcome:
+    """What one drain (or one contact's share of it) did."""
+
+    delivered: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    error: str = ""
+
+    def add(self, other: _Outcome) -> None:
+        self.delivered += other.delivered
+        self.failed += other.failed
+        self.error = self.error or other.error
 
 
 class Relay:
@@ -64,59 +112,168 @@ class Relay:
         client: Client,
         task_queue: str,
         *,
-        batch_size: int = 2000,
+        batch_size: int = 5000,
+        signal_size: int = 500,
         concurrency: int = 32,
         idle_sleep: float = 0.05,
+        backoff_max: float = 5.0,
+        lease_retry: float = 5.0,
     ) -> None:
         self._store = store
         self._client = client
         self._task_queue = task_queue
         self._batch_size = batch_size
+        self._signal_size = signal_size
         self._limit = asyncio.Semaphore(concurrency)
         self._idle_sleep = idle_sleep
+        self._backoff_max = backoff_max
+        self._lease_retry = lease_retry
         self._wake = asyncio.Event()
+        self._active = False
+
+    @property
+    def client(self) -> Client:
+        """The Temporal client deliveries go through."""
+        return self._client
+
+    @property
+    def active(self) -> bool:
+        """True while this relay holds the lease and delivers."""
+        return self._active
 
     def notify(self) -> None:
         """New events were accepted: deliver now instead of at the next poll."""
         self._wake.set()
 
+    # ---- one drain -----------------------------------------------------------------------------
+
     async def drain_once(self, contact_id: str | None = None) -> int:
         """Deliver what is pending now; returns the number of events delivered."""
+        outcome = await self._drain(contact_id)
+        return len(outcome.delivered)
+
+    async def _drain(self, contact_id: str | None = None) -> _Outcome:
+        started = time.monotonic()
         items = await asyncio.to_thread(
             self._store.pending, limit=self._batch_size, contact_id=contact_id
         )
         by_contact: dict[str, list[OutboxItem]] = defaultdict(list)
         for item in items:
             by_contact[item.contact_id].append(item)
-        results = await asyncio.gather(
+        outcome = _Outcome()
+        for part in await asyncio.gather(
             *(self._deliver_contact(cid, batch) for cid, batch in by_contact.items())
-        )
-        return sum(results)
+        ):
+            outcome.add(part)
+        await asyncio.to_thread(self._settle, outcome)
+        if items:
+            log.debug(
+                "relay_drained",
+                events=len(outcome.delivered),
+                failed=len(outcome.failed),
+                contacts=len(by_contact),
+                seconds=round(time.monotonic() - started, 3),
+            )
+        return outcome
 
-    async def _deliver_contact(self, contact_id: str, items: list[OutboxItem]) -> int:
-        ids = [i.outbox_id for i in items]
+    def _settle(self, outcome: _Outcome) -> None:
+        self._store.mark_delivered(outcome.delivered)
+        self._store.mark_failed(outcome.failed, outcome.error)
+
+    async def _deliver_contact(self, contact_id: str, items: list[OutboxItem]) -> _Outcome:
+        events = [i for i in items if i.merged_into is None]
+        chunks = [
+            events[i : i + self._signal_size] for i in range(0, len(events), self._signal_size)
+        ]
+        outcome = _Outcome()
         async with self._limit:
-            try:
-                await deliver(self._client, self._task_queue, contact_id, items)
-            except RPCError as exc:
-                log.warning("delivery_failed", contact_id=contact_id, error=str(exc))
-                await asyncio.to_thread(self._store.mark_failed, ids, str(exc))
-                return 0
-        await asyncio.to_thread(self._store.mark_delivered, ids)
-        return len(items)
+            for position, chunk in enumerate(chunks):
+                error = await self._send(contact_id, chunk)
+                if error:
+                    outcome.failed = [i.outbox_id for c in chunks[position:] for i in c]
+                    outcome.failed += [i.outbox_id for i in items if i.merged_into]
+                    outcome.error = error
+                    return outcome
+                outcome.delivered += [i.outbox_id for i in chunk]
+            for notice in (i for i in items if i.merged_into):
+                error = await self._send_notice(contact_id, notice)
+                target = outcome.failed if error else outcome.delivered
+                target.append(notice.outbox_id)
+                outcome.error = outcome.error or error
+        return outcome
 
-    async def run_forever(self, *, backoff_max: float = 5.0) -> None:
-        """Deliver continuously; back off while Temporal is unreachable."""
-        backoff = self._idle_sleep
+    async def _send(self, contact_id: str, chunk: list[OutboxItem]) -> str:
+        """Deliver one chunk; returns the error, or "" when Temporal has it."""
+        try:
+            await deliver(self._client, self._task_queue, contact_id, chunk)
+        except WorkflowAlreadyStartedError:
+            log.warning("contact_closed_events_dropped", contact_id=contact_id, events=len(chunk))
+        except (RPCError, RuntimeError) as exc:
+            log.warning("delivery_failed", contact_id=contact_id, error=str(exc))
+            return str(exc) or type(exc).__name__
+        return ""
+
+    async def _send_notice(self, contact_id: str, notice: OutboxItem) -> str:
+        assert notice.merged_into is not None
+        try:
+            await _notify_merged(self._client, contact_id, notice.merged_into)
+        except (RPCError, RuntimeError) as exc:
+            log.warning("merge_notice_failed", contact_id=contact_id, error=str(exc))
+            return str(exc) or type(exc).__name__
+        return ""
+
+    # ---- running ----------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        """Relay whenever this process holds the lease; stand by while another one does."""
+        standby_logged = False
         while True:
+            lease = await self._take_lease()
+            if lease is None:
+                if not standby_logged:
+                    log.info("relay_standby", reason="another relay holds the lease")
+                    standby_logged = True
+                await asyncio.sleep(self._lease_retry)
+                continue
+            standby_logged = False
+            self._active = True
+            log.info("relay_active")
             try:
-                delivered = await self.drain_once()
-                backoff = self._idle_sleep
-            except Exception as exc:  # keep relaying whatever went wrong
+                await self._relay(lease)
+            finally:
+                self._active = False
+                await asyncio.to_thread(lease.release)
+
+    async def _take_lease(self) -> RelayLease | None:
+        try:
+            return await asyncio.to_thread(try_relay_lease, self._store.engine)
+        except Exception as exc:  # the store is down: try again later
+            log.warning("relay_lease_unavailable", error=str(exc))
+            return None
+
+    async def _relay(self, lease: RelayLease) -> None:
+        backoff = 0.0
+        checked = time.monotonic()
+        while True:
+            if time.monotonic() - checked > _LEASE_CHECK_SECONDS:
+                if not await asyncio.to_thread(lease.held):
+                    log.warning("relay_lease_lost")
+                    return
+                checked = time.monotonic()
+            self._wake.clear()
+            try:
+                outcome = await self._drain()
+            except Exception as exc:  # keep relaying whatever went wrong (store down, ...)
                 log.warning("relay_error", error=str(exc))
-                delivered = 0
-                backoff = min(backoff * 2 or 0.1, backoff_max)
-            if delivered == 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                outcome = _Outcome(error=str(exc) or type(exc).__name__)
+            if outcome.delivered:
+                backoff = 0.0
+            elif outcome.failed or outcome.error:
+                backoff = min(max(backoff * 2, 0.1), self._backoff_max)
+                await asyncio.sleep(backoff)  # not cut short by notify: Temporal is down
+            else:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self._idle_sleep)

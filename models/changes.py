@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from models.contact import StageEntry
+from models.contact import DemandStateEntry, StageEntry
 
 __all__ = [
     "ContactChanges",
@@ -35,14 +35,6 @@ class ListChange(BaseModel):
     at: datetime
     entered: bool
     reason: str = ""
-
-
-class DemandStateEntry(BaseModel):
-    """A demand (buying) state entered, and the one it came from."""
-
-    state: str
-    at: datetime
-    previous: str | None = None
 
 
 class ContactChanges(BaseModel):

@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 
 from models.events import ContactEvent
 from models.facts import EventRecord
+from revops.lists import DemandStatesConfig, ListsConfig
+from revops.scoring import GateResult, ScoreCard, ScoringModel
 
 __all__ = [
     "PERSONAL_TRAITS",
@@ -22,8 +24,14 @@ __all__ = [
     "ContactConfig",
     "ContactInput",
     "ContactState",
+    "DemandStateEntry",
+    "Enrollment",
+    "Explanation",
+    "HandoffRef",
     "LifecycleRules",
+    "PastEnrollmentEntry",
     "Renurture",
+    "Scores",
     "Stage",
     "StageEntry",
     "StagePromotion",
@@ -127,10 +135,73 @@ class ContactConfig(BaseModel):
 
     version: str = "builtin"
     lifecycle: LifecycleRules = Field(default_factory=LifecycleRules)
+    scoring: ScoringModel | None = None
+    lists: ListsConfig | None = None
+    demand_states: DemandStatesConfig | None = None
+    renurture_list: str = "Re-nurture"
+    auto_handoff: bool = True
+    """Start the sales handoff (routing, SLA) when a contact becomes an MQL."""
     event_window_days: int = 180
     max_events_kept: int = 2000
     history_limit: int = Field(default=2000, ge=20)
     """History length at which the workflow continues as new (well under Temporal's limits)."""
+
+
+class DemandStateEntry(BaseModel):
+    """A demand (buying) state entered, and the one it came from."""
+
+    state: str
+    at: datetime
+    previous: str | None = None
+
+
+class Scores(BaseModel):
+    """The contact's current scores (each 0..100) and what is behind them."""
+
+    fit: float = 0
+    engagement: float = 0
+    engagement_recent: float = 0
+    model_version: str = ""
+    top_behaviours: list[str] = Field(default_factory=list)
+    segment: str | None = None
+    gate: str = ""
+    computed_at: datetime | None = None
+
+
+class Enrollment(BaseModel):
+    """A journey the contact is in (or was paused in), pinned to a definition version."""
+
+    enrollment_id: str
+    journey: str
+    version: int
+    priority: int = 0
+    exclusivity_group: str | None = None
+    enrolled_at: datetime
+    paused: bool = False
+    workflow_id: str | None = None
+
+
+class PastEnrollmentEntry(BaseModel):
+    """An earlier entry into a journey, for re-enrollment policies."""
+
+    journey: str
+    enrolled_at: datetime
+
+
+class HandoffRef(BaseModel):
+    """The contact's sales handoff: who owns it and where its SLA stands."""
+
+    handoff_id: str
+    workflow_id: str
+    started_at: datetime
+    trigger: str
+    owner: str | None = None
+    team: str | None = None
+    sla_state: str = "routing"
+    deadline: datetime | None = None
+    first_contact_at: datetime | None = None
+    outcome: str | None = None
+    outcome_reason: str | None = None
 
 
 class ContactState(BaseModel):
@@ -150,6 +221,21 @@ class ContactState(BaseModel):
     last_event_at: datetime | None = None
     wakeups: list[Wakeup] = Field(default_factory=list)
     renurture: Renurture | None = None
+    scores: Scores | None = None
+    lists: list[str] = Field(default_factory=list)
+    list_since: dict[str, datetime] = Field(default_factory=dict)
+    static_lists: list[str] = Field(default_factory=list)
+    demand_state: str | None = None
+    demand_history: list[DemandStateEntry] = Field(default_factory=list)
+    next_evaluation_at: datetime | None = None
+    enrollments: list[Enrollment] = Field(default_factory=list)
+    past_enrollments: list[PastEnrollmentEntry] = Field(default_factory=list)
+    enrollment_counter: int = 0
+    last_sales_activity_at: datetime | None = None
+    handoff: HandoffRef | None = None
+    handoff_counter: int = 0
+    merged_into: str | None = None
+    """Set when an alias merged this contact into another; its workflow then completes."""
     runs: int = 1
 
     def stage_entered_at(self, stage: Stage) -> datetime | None:
@@ -164,3 +250,11 @@ class ContactInput(BaseModel):
     state: ContactState | None = None
     config: ContactConfig | None = None
     pending: list[ContactEvent] = Field(default_factory=list)
+
+
+class Explanation(BaseModel):
+    """Why a contact is where it is, computed now from its live state and pinned definitions."""
+
+    at: datetime
+    card: ScoreCard | None = None
+    gate: GateResult | None = None

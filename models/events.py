@@ -7,7 +7,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["ContactEvent", "EventBatch", "EventKind", "StageOverride"]
+__all__ = [
+    "ContactEvent",
+    "ContactMerged",
+    "EventBatch",
+    "EventKind",
+    "StageOverride",
+    "StaticListChange",
+]
 
 EventKind = Literal["track", "identify", "page", "screen", "group", "alias", "sales"]
 
@@ -42,3 +49,18 @@ class StageOverride(BaseModel):
     stage: str
     reason: str
     actor: str = "cli"
+
+
+class StaticListChange(BaseModel):
+    """Add a contact to, or remove it from, a static or suppression list."""
+
+    list_name: str
+    member: bool
+    actor: str = "cli"
+
+
+class ContactMerged(BaseModel):
+    """Signal to a contact merged into another by an alias: its workflow stops."""
+
+    contact_id: str
+    """The surviving contact, which now owns this one's ids and history."""

@@ -10,33 +10,71 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from models.changes import ListChange, ScoreSnapshot
 from models.contact import (
     ContactConfig,
     ContactState,
+    DemandStateEntry,
+    Explanation,
     Renurture,
+    Scores,
     Stage,
     StageEntry,
     Wakeup,
 )
+from models.decisions import (
+    ActiveEnrollment,
+    ConsentFacts,
+    DecisionRequest,
+    EventOccurred,
+    ListEntered,
+    Occurrence,
+    PastEnrollment,
+    Review,
+    StageEntered,
+)
 from models.events import ContactEvent
-from models.facts import EventRecord
+from models.facts import ContactFacts, EventRecord
+from revops.consent import addresses_subscription, says_something, update_consent
+from revops.lists import (
+    MembershipResult,
+    diff_memberships,
+    evaluate_demand_state,
+    evaluate_memberships,
+)
+from revops.scoring import GateResult, ScoreCard, compute_scores, evaluate_gate
 
 __all__ = [
     "SEEN_IDS_KEPT",
     "Changes",
     "apply_events",
+    "decision_base",
+    "derive",
+    "explain_now",
+    "facts_of",
     "fire_due_wakeups",
     "next_wakeup",
+    "occurrences_of",
     "override_stage",
     "promote",
+    "set_static_membership",
 ]
 
 SEEN_IDS_KEPT = 5000
 """How many recent messageIds a contact remembers (across continue-as-new) to drop repeats."""
 
-UNSUBSCRIBE_EVENTS = frozenset({"Unsubscribed", "Email Unsubscribed"})
-RESUBSCRIBE_EVENTS = frozenset({"Resubscribed", "Subscribed"})
+SALES_TOUCHES = frozenset(
+    {
+        "Sales Email Sent",
+        "Sales Call Logged",
+        "Meeting Booked",
+        "Lead Accepted",
+        "Opportunity Created",
+    }
+)
+"""Sales activity that suppresses marketing for a while (the rules' sales-active window)."""
 
 
 @dataclass
@@ -44,8 +82,12 @@ class Changes:
     """What one step changed, for the store and the search attributes."""
 
     stage_entries: list[StageEntry] = field(default_factory=list)
+    score: ScoreSnapshot | None = None
+    list_changes: list[ListChange] = field(default_factory=list)
+    demand_states: list[DemandStateEntry] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
+    applied_events: list[ContactEvent] = field(default_factory=list)
 
     @property
     def stage_changed(self) -> bool:
@@ -90,6 +132,7 @@ def apply_events(
         state.seen_message_ids.append(event.message_id)
         _apply_one(state, event, config, now, changes)
         changes.applied += 1
+        changes.applied_events.append(event)
     del state.seen_message_ids[:-SEEN_IDS_KEPT]
     _prune_events(state, config, now)
     return changes
@@ -117,21 +160,18 @@ def _apply_one(
         promote(state, rules.initial_stage, now, f"first seen: {event.name}", changes)
     if event.name == rules.closed_lost_event:
         _schedule_recycle(state, event, config, now)
+    if event.kind == "sales" and event.name in SALES_TOUCHES:
+        latest = state.last_sales_activity_at
+        state.last_sales_activity_at = max(latest, event.timestamp) if latest else event.timestamp
 
 
 def _apply_consent(state: ContactState, event: ContactEvent, now: datetime) -> None:
-    consent = state.consent
-    traits = event.traits
-    if event.name in UNSUBSCRIBE_EVENTS or traits.get("unsubscribed") is True:
-        consent.subscribed = False
-        consent.unsubscribed_at = consent.unsubscribed_at or now
-    elif event.name in RESUBSCRIBE_EVENTS or traits.get("unsubscribed") is False:
-        consent.subscribed = True
-        consent.unsubscribed_at = None
-    if isinstance(traits.get("gdpr_consent"), bool):
-        consent.gdpr_consent = traits["gdpr_consent"]
-    if isinstance(traits.get("ccpa_opt_out"), bool):
-        consent.ccpa_opt_out = traits["ccpa_opt_out"]
+    """Consent rules live in revops.consent (the store's copy applies the same ones)."""
+    if not says_something(event.name, event.properties, event.traits):
+        return
+    update_consent(state.consent, event.name, event.properties, event.traits, now)
+    if addresses_subscription(event.name, event.properties, event.traits):
+        state.traits["unsubscribed"] = not state.consent.subscribed  # scoring's negative rule
 
 
 def _schedule_recycle(
@@ -151,11 +191,16 @@ def _prune_events(state: ContactState, config: ContactConfig, now: datetime) -> 
 
 
 def next_wakeup(state: ContactState) -> datetime | None:
-    """The earliest pending wakeup, or None."""
-    return min((w.at for w in state.wakeups), default=None)
+    """The earliest pending wakeup or re-evaluation (decay, window expiry), or None."""
+    moments = [w.at for w in state.wakeups]
+    if state.next_evaluation_at is not None:
+        moments.append(state.next_evaluation_at)
+    return min(moments, default=None)
 
 
-def fire_due_wakeups(state: ContactState, now: datetime) -> list[Wakeup]:
+def fire_due_wakeups(
+    state: ContactState, now: datetime, renurture_list: str | None = None
+) -> list[Wakeup]:
     """Run every wakeup whose time has come; returns those fired."""
     due = [w for w in state.wakeups if w.at <= now]
     state.wakeups = [w for w in state.wakeups if w.at > now]
@@ -164,4 +209,254 @@ def fire_due_wakeups(state: ContactState, now: datetime) -> list[Wakeup]:
             state.renurture = Renurture(
                 since=now, reason=f"recycled to nurture after {wakeup.reason}"
             )
+            if renurture_list:
+                _set_static(state, renurture_list, member=True)
     return due
+
+
+# ---- derived facts: scores, lists, demand state, the MQL gate --------------------------------
+
+
+def facts_of(state: ContactState, now: datetime) -> ContactFacts:
+    """The snapshot every condition and rule evaluates, from the live state."""
+    scores = state.scores
+    return ContactFacts(
+        contact_id=state.contact_id,
+        now=now,
+        traits=state.traits,
+        scores=(
+            {
+                "fit": scores.fit,
+                "engagement": scores.engagement,
+                "engagement_recent": scores.engagement_recent,
+            }
+            if scores
+            else {}
+        ),
+        stage=state.stage.value if state.stage else Stage.SUBSCRIBER.value,
+        lists=frozenset(state.lists),
+        demand_state=state.demand_state,
+        events=state.events,
+    )
+
+
+def derive(
+    state: ContactState, config: ContactConfig, now: datetime, changes: Changes, cause: str
+) -> None:
+    """Recompute scores, lists, demand state and the MQL gate; record what changed.
+
+    Order matters: scores first (lists may test them), then lists (segment gates select by
+    list), then demand state (may test lists), then the gate, which may promote the contact
+    in this same step, so an MQL is declared in the workflow task of the qualifying event.
+    """
+    facts = facts_of(state, now)
+    card = compute_scores(config.scoring, facts) if config.scoring else None
+    if card is not None:
+        facts = facts.model_copy(
+            update={
+                "scores": {
+                    "fit": card.fit,
+                    "engagement": card.engagement,
+                    "engagement_recent": card.engagement_recent,
+                }
+            }
+        )
+    membership = _update_lists(state, config, facts, now, changes)
+    facts = facts.model_copy(update={"lists": membership.members})
+    demand_next = _update_demand_state(state, config, facts, now, changes)
+    gate = evaluate_gate(config.scoring, card, facts) if config.scoring and card else None
+    if card is not None:
+        _update_scores(state, card, gate, changes, cause)
+    if gate is not None and card is not None:
+        statics = list(state.static_lists)
+        _apply_gate(state, config, card, gate, now, changes)
+        if changes.stage_changed or statics != state.static_lists:  # let lists see it
+            facts = facts.model_copy(update={"stage": state.stage.value if state.stage else ""})
+            membership = _update_lists(state, config, facts, now, changes)
+    state.next_evaluation_at = min(
+        (
+            m
+            for m in (card.next_decay_at if card else None, membership.next_change_at, demand_next)
+            if m
+        ),
+        default=None,
+    )
+
+
+def _update_scores(
+    state: ContactState, card: ScoreCard, gate: GateResult | None, changes: Changes, cause: str
+) -> None:
+    new = Scores(
+        fit=round(card.fit, 2),
+        engagement=round(card.engagement, 2),
+        engagement_recent=round(card.engagement_recent, 2),
+        model_version=card.model_version,
+        top_behaviours=list(card.top_behaviours),
+        segment=gate.segment if gate else None,
+        gate=gate.reason if gate else "",
+        computed_at=card.computed_at,
+    )
+    old = state.scores
+    moved = old is None or (old.fit, old.engagement, old.engagement_recent, old.model_version) != (
+        new.fit,
+        new.engagement,
+        new.engagement_recent,
+        new.model_version,
+    )
+    state.scores = new
+    if moved:
+        changes.score = ScoreSnapshot(
+            at=card.computed_at,
+            fit=new.fit,
+            engagement=new.engagement,
+            engagement_recent=new.engagement_recent,
+            model_version=new.model_version,
+            top_behaviours=new.top_behaviours,
+            cause=cause,
+        )
+
+
+def _update_lists(
+    state: ContactState, config: ContactConfig, facts: ContactFacts, now: datetime, changes: Changes
+) -> MembershipResult:
+    if config.lists is None:
+        return MembershipResult(members=frozenset(state.static_lists), next_change_at=None)
+    result = evaluate_memberships(config.lists, facts, frozenset(state.static_lists))
+    entered, left = diff_memberships(frozenset(state.lists), result.members)
+    for name in entered:
+        state.list_since[name] = now
+        changes.list_changes.append(ListChange(list_name=name, at=now, entered=True))
+    for name in left:
+        state.list_since.pop(name, None)
+        changes.list_changes.append(ListChange(list_name=name, at=now, entered=False))
+    state.lists = sorted(result.members)
+    return result
+
+
+def _update_demand_state(
+    state: ContactState, config: ContactConfig, facts: ContactFacts, now: datetime, changes: Changes
+) -> datetime | None:
+    if config.demand_states is None:
+        return None
+    result = evaluate_demand_state(config.demand_states, facts)
+    if result.state is not None and result.state != state.demand_state:
+        entry = DemandStateEntry(state=result.state, at=now, previous=state.demand_state)
+        state.demand_history.append(entry)
+        changes.demand_states.append(entry)
+        state.demand_state = result.state
+    return result.next_change_at
+
+
+def _apply_gate(
+    state: ContactState,
+    config: ContactConfig,
+    card: ScoreCard,
+    gate: GateResult,
+    now: datetime,
+    changes: Changes,
+) -> None:
+    """Promote on a passed gate; a contact past MQL whose score falls goes to re-nurture."""
+    if gate.qualifies is not None:
+        target = Stage(gate.qualifies)
+        breakdown = (
+            f"fit {card.fit:.0f}, engagement {card.engagement:.0f} "
+            f"({card.engagement_recent:.0f} recent), model {card.model_version}"
+        )
+        promote(state, target, now, f"{gate.reason} [{breakdown}]", changes)
+        if state.renurture is not None and state.renurture.reason.startswith("score fell"):
+            state.renurture = None
+            _set_static(state, config.renurture_list, member=False)
+        return
+    at_risk = state.stage in (Stage.MQL, Stage.SAL)
+    if at_risk and state.renurture is None:
+        reason = f"score fell below the gate after {state.stage}: {gate.reason}"
+        state.renurture = Renurture(since=now, reason=reason)
+        _set_static(state, config.renurture_list, member=True)
+
+
+def _set_static(state: ContactState, list_name: str, *, member: bool) -> None:
+    lists = set(state.static_lists)
+    if member:
+        lists.add(list_name)
+    else:
+        lists.discard(list_name)
+    state.static_lists = sorted(lists)
+
+
+def set_static_membership(state: ContactState, list_name: str, *, member: bool) -> None:
+    """Add to or remove from a static list (CLI, API or a journey's ``set`` step)."""
+    _set_static(state, list_name, member=member)
+
+
+def explain_now(state: ContactState, config: ContactConfig, now: datetime) -> Explanation:
+    """The score card and gate decision at ``now`` (read-only: used by the ``explain`` query)."""
+    if config.scoring is None:
+        return Explanation(at=now)
+    facts = facts_of(state, now)
+    card = compute_scores(config.scoring, facts)
+    return Explanation(at=now, card=card, gate=evaluate_gate(config.scoring, card, facts))
+
+
+# ---- what the rules module needs --------------------------------------------------------------
+
+COMPETITOR_LIST = "Competitors"
+BOUNCE_EVENT = "Email Bounced"
+COMPLAINT_EVENT = "Spam Complaint"
+
+
+def decision_base(state: ContactState, now: datetime) -> DecisionRequest:
+    """The facts every decision about this contact starts from (occurrence filled per call)."""
+    facts = facts_of(state, now)
+    consent = state.consent
+    zone = state.traits.get("timezone")
+    return DecisionRequest(
+        contact=facts,
+        time_zone=zone if isinstance(zone, str) and _known_zone(zone) else "UTC",
+        consent=ConsentFacts(
+            subscribed=consent.subscribed,
+            unsubscribed=consent.unsubscribed_at is not None,
+            gdpr_consent=consent.gdpr_consent,
+            ccpa_opt_out=consent.ccpa_opt_out,
+        ),
+        hard_bounced=state.event_counts.get(BOUNCE_EVENT, 0) > 0,
+        spam_complaint=state.event_counts.get(COMPLAINT_EVENT, 0) > 0,
+        is_competitor=COMPETITOR_LIST in state.lists,
+        active_enrollments=[
+            ActiveEnrollment(
+                journey=e.journey,
+                version=e.version,
+                priority=e.priority,
+                exclusivity_group=e.exclusivity_group,
+                enrolled_at=e.enrolled_at,
+                paused=e.paused,
+            )
+            for e in state.enrollments
+        ],
+        past_enrollments=[
+            PastEnrollment(journey=p.journey, enrolled_at=p.enrolled_at)
+            for p in state.past_enrollments
+        ],
+        last_sales_activity_at=state.last_sales_activity_at,
+        occurrence=Review(),
+    )
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def occurrences_of(changes: Changes) -> list[Occurrence]:
+    """What happened in a step that may enroll, exit or suppress, in order."""
+    found: list[Occurrence] = []
+    for entry in changes.stage_entries:
+        found.append(StageEntered(stage=entry.stage.value))
+    for change in changes.list_changes:
+        if change.entered:
+            found.append(ListEntered(list=change.list_name))
+    for event in changes.applied_events:
+        found.append(EventOccurred(name=event.name, properties=event.properties))
+    return found

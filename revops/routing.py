@@ -415,7 +415,7 @@ def _reference_problems(config: RoutingConfig) -> list[str]:
 
 def parse_routing(data: Any, source: str = "<routing>") -> RoutingConfig:
     """Validate already parsed data; ConfigError lists each problem with its field path."""
-    from revops.config import format_validation_error  # imported here: workflows never load YAML
+    from revops.yamlio import format_validation_error  # imported here: workflows never load YAML
 
     try:
         return RoutingConfig.model_validate(data)
@@ -428,7 +428,7 @@ def load_routing(path: Path | str) -> RoutingConfig:
 
     Raises ConfigError naming the file and the field path of each problem.
     """
-    from revops.config import read_yaml  # imported here: workflows never load YAML
+    from revops.yamlio import read_yaml  # imported here: workflows never load YAML
 
     file = Path(path)
     return parse_routing(read_yaml(file) or {}, str(file))

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     smtp_tls: bool = False
     mail_from: str = "marketing@example.com"
     public_url: str = "http://127.0.0.1:8000"
+    slack_webhook_url: str | None = None
+    sms_provider: Literal["log", "webhook"] = "log"
+    sms_webhook_url: str | None = None
+    crm_webhook_url: str | None = None
+    outbound_webhook_secret: SecretStr | None = None
+    http_timeout_seconds: float = 10.0
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -8,23 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from models.contact import Stage
 from models.events import StageOverride
 from models.ingest import IncomingEvent
-from revops.errors import ConfigError, NotFound, StoreUnavailable, TemporalUnavailable
+from revops.errors import ConfigError
 from revops.ids import contact_workflow_id
-from revops.logging import configure_logging
-from revops.settings import Settings, get_settings
 from revops.temporal import connect
-from store.repo import Store
+from starter.common import (
+    console,
+    err,
+    open_store,
+    resolve_contact,
+    run_async,
+    settings,
+)
+from starter.journeys_cli import journeys_app
+from starter.lists_cli import lists_app
+from starter.reports_cli import reports_app
+from starter.scoring_cli import scoring_app
 
 __all__ = ["app", "main"]
 
@@ -37,23 +47,10 @@ events_app = typer.Typer(help="Send events (as the gateway would).", no_args_is_
 contacts_app = typer.Typer(help="Inspect contacts.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(contacts_app, name="contacts")
-
-console = Console()
-err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    settings = get_settings()
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
-
-
-def _open_store(settings: Settings) -> Store:
-    try:
-        return Store.open(settings.sqlalchemy_url, id_secret=settings.id_secret.get_secret_value())
-    except StoreUnavailable as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(3) from exc
+app.add_typer(journeys_app, name="journeys")
+app.add_typer(lists_app, name="lists")
+app.add_typer(scoring_app, name="scoring")
+app.add_typer(reports_app, name="reports")
 
 
 def parse_pairs(pairs: list[str], option: str) -> dict[str, Any]:
@@ -70,21 +67,13 @@ def parse_pairs(pairs: list[str], option: str) -> dict[str, Any]:
     return parsed
 
 
-def _run(coro: Any) -> Any:
-    try:
-        return asyncio.run(coro)
-    except TemporalUnavailable as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(3) from exc
-
-
 @app.command()
 def dev() -> None:
     """Run the whole stack on embedded defaults (what `make run` starts)."""
     from gateway.app import serve_in_dev
     from starter.dev import run_dev
 
-    _run(run_dev(_settings(), serve_in_dev))
+    run_async(run_dev(settings(), serve_in_dev))
 
 
 @app.command()
@@ -92,20 +81,26 @@ def worker() -> None:
     """Run a worker alone (production: as many as the load needs)."""
     from worker import WorkerDeps, run_worker
 
-    settings = _settings()
+    current = settings()
 
     async def _main() -> None:
-        deps = WorkerDeps.from_settings(settings)
-        client = await connect(settings)
+        deps = WorkerDeps.from_settings(current)
+        client = await connect(current)
         stop = asyncio.Event()
-        import signal
-
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await run_worker(client, deps, stop)
 
-    _run(_main())
+    run_async(_main())
+
+
+@app.command()
+def gateway() -> None:
+    """Serve the gateway and the outbox relay alone (production: `docker compose` runs this)."""
+    from gateway.app import run_gateway
+
+    run_async(run_gateway(settings()))
 
 
 @events_app.command("send")
@@ -121,8 +116,8 @@ def events_send(
         raise typer.BadParameter("user id and event name must not be empty")
     properties = parse_pairs(prop, "--prop")
     traits = parse_pairs(trait, "--trait")
-    settings = _settings()
-    store = _open_store(settings)
+    current = settings()
+    store = open_store(current)
     now = datetime.now(UTC)
     event = IncomingEvent(
         message_id=message_id or f"cli-{uuid.uuid4()}",
@@ -139,14 +134,14 @@ def events_send(
     async def _deliver() -> int:
         from gateway.relay import Relay
 
-        client = await connect(settings)
-        relay = Relay(store, client, settings.task_queue)
+        client = await connect(current)
+        relay = Relay(store, client, current.task_queue)
         delivered = 0
         for contact_id in result.contact_ids:
             delivered += await relay.drain_once(contact_id)
         return delivered
 
-    delivered = _run(_deliver())
+    delivered = run_async(_deliver())
     state = "duplicate (already stored)" if result.duplicates else "stored"
     console.print(f"{event_name!r} for {user_id}: {state}, {delivered} event(s) delivered")
 
@@ -156,43 +151,39 @@ def contacts_show(
     user_id: Annotated[str, typer.Argument(help="The contact's user id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Stage, stage history, profile and event counts of a contact."""
-    from starter.contacts import load_contact_view
+    """Stage, stage history, scores, lists, demand state, profile and event counts."""
+    from starter.contacts import load_contact_view, print_contact
 
-    settings = _settings()
-    store = _open_store(settings)
+    current = settings()
+    store = open_store(current)
 
     async def _load() -> dict[str, Any]:
-        client = await connect(settings)
+        client = await connect(current)
         return await load_contact_view(store, client, user_id)
 
-    try:
-        view = _run(_load())
-    except NotFound as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+    view = run_async(_load())
     if as_json:
         print(json.dumps(view, indent=2, default=str))
         return
-    _print_contact(view)
+    print_contact(view)
 
 
-def _print_contact(view: dict[str, Any]) -> None:
-    console.print(f"[bold]{view['user_id']}[/bold]  contact {view['contact_id']}")
-    console.print(f"stage: [bold]{view['stage']}[/bold]   workflow: {view['workflow_id']}")
-    table = Table("stage", "entered", "reason", title="stage history")
-    for entry in view["stage_history"]:
-        reason = entry["reason"] + (" (override)" if entry.get("override") else "")
-        table.add_row(entry["stage"], str(entry["at"]), reason)
-    console.print(table)
-    console.print(f"profile: {json.dumps(view['profile'], default=str)}")
-    console.print(f"consent: {json.dumps(view['consent'], default=str)}")
-    counts = ", ".join(f"{k}: {v}" for k, v in sorted(view["event_counts"].items()))
-    console.print(f"events: {counts or 'none yet'}")
-    if view.get("renurture"):
-        console.print(
-            f"re-nurture: since {view['renurture']['since']} ({view['renurture']['reason']})"
-        )
+@contacts_app.command("why")
+def contacts_why(
+    user_id: Annotated[str, typer.Argument(help="The contact's user id.")],
+) -> None:
+    """Why this contact has its score, stage, lists and demand state, in plain words."""
+    from starter.contacts import load_why
+
+    current = settings()
+    store = open_store(current)
+
+    async def _load() -> list[str]:
+        client = await connect(current)
+        return await load_why(store, client, user_id)
+
+    for line in run_async(_load()):
+        console.print(line, highlight=False)
 
 
 @contacts_app.command("set-stage")
@@ -204,29 +195,37 @@ def contacts_set_stage(
     """Manually change a contact's stage (an audited exception to promotion-only)."""
     if not reason.strip():
         raise typer.BadParameter("a reason is required", param_hint="--reason")
-    settings = _settings()
-    store = _open_store(settings)
-    contact_id = store.resolve(user_id)
-    if contact_id is None:
-        err.print(f"[red]no contact with user id {user_id!r}[/red]")
-        raise typer.Exit(1)
+    current = settings()
+    store = open_store(current)
+    contact_id = resolve_contact(store, user_id)
 
     async def _signal() -> None:
-        client = await connect(settings)
+        client = await connect(current)
         handle = client.get_workflow_handle(contact_workflow_id(contact_id))
         await handle.signal("override_stage", StageOverride(stage=stage.value, reason=reason))
 
-    _run(_signal())
+    run_async(_signal())
     console.print(f"{user_id}: stage set to {stage.value} ({reason})")
 
 
 def main() -> None:
-    """Console-script entry point; definition errors exit 2 with their message."""
+    """Console-script entry point; definition errors exit 2 with their message.
+
+    It ends with ``os._exit`` after flushing: the Temporal SDK's native threads may still log
+    while the interpreter finalizes, which can abort the process after the work is done.
+    """
+    code = 0
     try:
         app()
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
-        raise SystemExit(2) from exc
+        code = 2
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 ``accept`` is the durable half of ingestion: in one transaction it stores each new event once
 (unique messageId), resolves who it belongs to, and queues it in the outbox for the contact's
 workflow. Identity resolution lives here because it must be atomic with the insert: an
-anonymous visitor's earlier events join the known contact the moment identify/alias links them.
+anonymous visitor's earlier events join the known contact the moment identify/alias links them
+(the transaction itself, and its rules, are ``store/accept.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -24,6 +25,7 @@ from models.events import ContactEvent
 from models.ingest import AcceptResult, IncomingEvent
 from revops.errors import StoreUnavailable
 from revops.ids import contact_id_for
+from store.accept import ANONYMOUS, MERGE_NOTICE, USER, Acceptor
 from store.db import create_store_engine, migrate, session_factory
 from store.schema import (
     Base,
@@ -36,8 +38,8 @@ from store.schema import (
 
 __all__ = ["OutboxItem", "Store", "public_traits"]
 
-USER = "user_id"
-ANONYMOUS = "anonymous_id"
+_IN_CHUNK = 1000
+"""Ids per ``IN (...)`` list: well under every driver's bound-parameter limit."""
 
 
 def _now() -> datetime:
@@ -60,6 +62,8 @@ class OutboxItem:
     outbox_id: int
     contact_id: str
     event: ContactEvent
+    merged_into: str | None = None
+    """Set on a merge notice: the contact this one was merged into (its workflow stops)."""
 
 
 class Store:
@@ -92,7 +96,7 @@ class Store:
         for attempt in range(3):
             try:
                 with self._sessions.begin() as session:
-                    return _Acceptor(session, self).run(events)
+                    return Acceptor(session, self.contact_id_for).run(events)
             except IntegrityError:
                 # A concurrent accept stored one of these messageIds first: the next pass
                 # sees it as a duplicate.
@@ -115,17 +119,34 @@ class Store:
             query = query.where(OutboxRow.contact_id == contact_id)
         with self._sessions() as session:
             rows = session.execute(query).all()
-        return [OutboxItem(r[0], r[1], _contact_event(r[2])) for r in rows]
+        return [OutboxItem(r[0], r[1], _contact_event(r[2]), _merged_into(r[2])) for r in rows]
+
+    def pending_count(self) -> int:
+        """How many outbox items wait for delivery (readiness and benchmarks report it)."""
+        query = select(func.count()).select_from(OutboxRow).where(OutboxRow.delivered_at.is_(None))
+        with self._sessions() as session:
+            return session.scalar(query) or 0
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(select(1))
+        except OperationalError as exc:
+            raise StoreUnavailable(f"store unreachable: {exc.orig}") from exc
 
     def mark_delivered(self, outbox_ids: Iterable[int]) -> None:
         """Record that these items reached their workflows."""
         ids = list(outbox_ids)
         if not ids:
             return
+        now = _now()
         with self._sessions.begin() as session:
-            session.execute(
-                update(OutboxRow).where(OutboxRow.id.in_(ids)).values(delivered_at=_now())
-            )
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                session.execute(
+                    update(OutboxRow).where(OutboxRow.id.in_(chunk)).values(delivered_at=now)
+                )
 
     def mark_failed(self, outbox_ids: Iterable[int], error: str) -> None:
         """Count a failed delivery attempt; the items stay pending."""
@@ -133,11 +154,12 @@ class Store:
         if not ids:
             return
         with self._sessions.begin() as session:
-            session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id.in_(ids))
-                .values(attempts=OutboxRow.attempts + 1, last_error=error[:500])
-            )
+            for start in range(0, len(ids), _IN_CHUNK):
+                session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id.in_(ids[start : start + _IN_CHUNK]))
+                    .values(attempts=OutboxRow.attempts + 1, last_error=error[:500])
+                )
 
     # ---- what workflows decide -------------------------------------------------------------
 
@@ -167,10 +189,23 @@ class Store:
 
     def resolve(self, user_id: str) -> str | None:
         """The contact id a user id (or anonymous id) belongs to, or None."""
+        query = (
+            select(IdentityRow.contact_id)
+            .where(IdentityRow.kind.in_((USER, ANONYMOUS)), IdentityRow.value == user_id)
+            .limit(1)
+        )
         with self._sessions() as session:
-            return session.scalar(
-                select(IdentityRow.contact_id).where(IdentityRow.value == user_id).limit(1)
-            )
+            return session.scalar(query)
+
+    def user_id_of(self, contact_id: str) -> str | None:
+        """The user id of a contact (of the one it was merged into, if so), or None."""
+        with self._sessions() as session:
+            row = session.get(ContactRow, contact_id)
+            for _ in range(10):
+                if row is None or row.merged_into is None:
+                    break
+                row = session.get(ContactRow, row.merged_into)
+            return row.user_id if row is not None else None
 
     def contact(self, contact_id: str) -> ContactRow | None:
         """The contact's row, or None."""
@@ -221,162 +256,13 @@ def _contact_event(row: EventRow) -> ContactEvent:
     )
 
 
+def _merged_into(row: EventRow) -> str | None:
+    if row.type != "alias" or row.name != MERGE_NOTICE:
+        return None
+    target = row.properties.get("merged_into")
+    return target if isinstance(target, str) else None
+
+
 def _aware(moment: datetime) -> datetime:
     """SQLite returns naive datetimes; everything we store is UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-class _Acceptor:
-    """One accept transaction: dedupe, resolve identities, insert, queue."""
-
-    def __init__(self, session: Session, store: Store) -> None:
-        self.session = session
-        self.store = store
-        self.result = AcceptResult()
-        self.touched: dict[str, None] = {}
-
-    def run(self, events: Sequence[IncomingEvent]) -> AcceptResult:
-        ids = [e.message_id for e in events]
-        seen = set(
-            self.session.scalars(select(EventRow.message_id).where(EventRow.message_id.in_(ids)))
-        )
-        for event in events:
-            if event.message_id in seen:
-                self.result.duplicates += 1
-                continue
-            seen.add(event.message_id)
-            self._accept_one(event)
-        self.result.contact_ids = list(self.touched)
-        return self.result
-
-    def _accept_one(self, event: IncomingEvent) -> None:
-        contact_id = self._resolve(event)
-        row = EventRow(
-            message_id=event.message_id,
-            type=event.type,
-            name=event.name,
-            user_id=event.user_id,
-            anonymous_id=event.anonymous_id,
-            contact_id=contact_id,
-            properties=event.properties,
-            traits=event.traits,
-            context={**event.context, "group_id": event.group_id}
-            if event.group_id
-            else event.context,
-            timestamp=event.timestamp,
-            received_at=event.received_at,
-        )
-        self.session.add(row)
-        self.session.flush()
-        self.result.accepted += 1
-        if contact_id is None:
-            self.result.anonymous += 1
-            return
-        self._update_profile(contact_id, event)
-        self._queue(contact_id, [row.id])
-
-    def _queue(self, contact_id: str, event_ids: list[int]) -> None:
-        now = _now()
-        for event_id in event_ids:
-            self.session.add(OutboxRow(event_id=event_id, contact_id=contact_id, created_at=now))
-        self.session.flush()
-        self.touched[contact_id] = None
-
-    def _identity(self, value: str) -> str | None:
-        return self.session.scalar(
-            select(IdentityRow.contact_id).where(IdentityRow.value == value).limit(1)
-        )
-
-    def _resolve(self, event: IncomingEvent) -> str | None:
-        if event.user_id is None:
-            return self._identity(event.anonymous_id) if event.anonymous_id else None
-        contact_id = self._identity(event.user_id) or self._create_contact(event.user_id)
-        for other in (event.anonymous_id, event.previous_id):
-            if other and other != event.user_id:
-                self._link(other, contact_id)
-        return contact_id
-
-    def _create_contact(self, user_id: str) -> str:
-        contact_id = self.store.contact_id_for(user_id)
-        now = _now()
-        self.session.add(
-            ContactRow(
-                contact_id=contact_id,
-                user_id=user_id,
-                traits={},
-                consent={},
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        self.session.add(
-            IdentityRow(kind=USER, value=user_id, contact_id=contact_id, created_at=now)
-        )
-        self.session.flush()
-        return contact_id
-
-    def _link(self, other_id: str, contact_id: str) -> None:
-        """Attach ``other_id`` (anonymous id or an older user id) and its history to the contact."""
-        owner = self._identity(other_id)
-        if owner == contact_id:
-            return
-        if owner is None:
-            self.session.add(
-                IdentityRow(
-                    kind=ANONYMOUS, value=other_id, contact_id=contact_id, created_at=_now()
-                )
-            )
-            orphan_filter: ColumnElement[bool] = EventRow.contact_id.is_(None) & (
-                (EventRow.anonymous_id == other_id) | (EventRow.user_id == other_id)
-            )
-        else:
-            self._merge(owner, contact_id)
-            orphan_filter = EventRow.contact_id == owner
-        event_ids = list(
-            self.session.scalars(
-                select(EventRow.id).where(orphan_filter).order_by(EventRow.timestamp, EventRow.id)
-            )
-        )
-        if event_ids:
-            self.session.execute(
-                update(EventRow).where(EventRow.id.in_(event_ids)).values(contact_id=contact_id)
-            )
-            self.session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.event_id.in_(event_ids))
-                .values(contact_id=contact_id, delivered_at=None)
-            )
-            queued = set(
-                self.session.scalars(
-                    select(OutboxRow.event_id).where(OutboxRow.event_id.in_(event_ids))
-                )
-            )
-            self._queue(contact_id, [i for i in event_ids if i not in queued])
-
-    def _merge(self, old_contact: str, new_contact: str) -> None:
-        """Alias of two known contacts: the old one's ids now resolve to the new one."""
-        self.session.execute(
-            update(IdentityRow)
-            .where(IdentityRow.contact_id == old_contact)
-            .values(contact_id=new_contact)
-        )
-        self.session.execute(
-            update(ContactRow)
-            .where(ContactRow.contact_id == old_contact)
-            .values(merged_into=new_contact, updated_at=_now())
-        )
-
-    def _update_profile(self, contact_id: str, event: IncomingEvent) -> None:
-        if not event.traits and not event.group_id:
-            return
-        contact = self.session.get(ContactRow, contact_id)
-        if contact is None:
-            return
-        if event.traits:
-            contact.traits = {**contact.traits, **event.traits}
-            email = event.traits.get("email")
-            if isinstance(email, str):
-                contact.email = email
-        if event.group_id:
-            contact.account_id = event.group_id
-        contact.updated_at = _now()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from revops.settings import Settings
 from revops.temporal import DATA_CONVERTER
 from starter.devserver import find_temporal_cli
 from store.repo import Store
+from tests.sinks import smtp_sink
 
 PG_URL = os.environ.get("REVOPS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ID_SECRET = "test-secret"
@@ -84,8 +86,15 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def mail_server() -> Iterator[tuple[int, list[Message]]]:
+    """One real SMTP server (aiosmtpd) for the session: rep notifications land here."""
+    with smtp_sink() as server:
+        yield server
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, mail_server: tuple[int, list[Message]]) -> Settings:
     """Settings for one test: its own data dir and task queue, the repo's config."""
     return Settings(
         data_dir=tmp_path,
@@ -93,4 +102,5 @@ def settings(tmp_path: Path) -> Settings:
         id_secret=SecretStr(ID_SECRET),
         config_dir=REPO / "config",
         journeys_dir=REPO / "journeys",
+        smtp_port=mail_server[0],
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,9 +27,23 @@ T = TypeVar("T")
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, store: Store, settings: Settings, **config_overrides: Any
+    client: Client,
+    store: Store,
+    settings: Settings,
+    *,
+    children: bool = True,
+    **config_overrides: Any,
 ) -> AsyncIterator[Relay]:
-    """Run a worker for ``settings.task_queue``; yields a relay delivering to it."""
+    """Run a worker for ``settings.task_queue``; yields a relay delivering to it.
+
+    ``children=False`` runs contacts without journeys and the sales handoff: per-workflow
+    time skipping cannot move a contact while a child workflow of it waits on its own timers,
+    so tests that fast-forward a contact leave the children to their own tests.
+    """
+    if not children:
+        empty = Path(tempfile.mkdtemp(prefix="no-journeys-"))
+        settings = settings.model_copy(update={"journeys_dir": empty})
+        config_overrides.setdefault("auto_handoff", False)
     deps = WorkerDeps(store=store, settings=settings, config_overrides=config_overrides)
     async with build_worker(client, deps):
         yield Relay(store, client, settings.task_queue)
@@ -103,3 +118,24 @@ async def save_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
     history = await handle.fetch_history()
     target = Path(__file__).parent / "histories" / f"{name}.json"
     target.write_text(history.to_json(), encoding="utf-8")
+
+
+ICP_TRAITS: dict[str, Any] = {
+    "company_size": 450,
+    "industry": "Software",
+    "title": "VP Engineering",
+    "country": "US",
+    "email": "buyer@acme-robotics.com",
+}
+"""A contact that matches the ideal customer profile (fit 65 under the default model)."""
+
+
+async def virtual_now(env: Any, handle: WorkflowHandle[Any, Any]) -> datetime:
+    """The workflow's clock (time-skipping moves it ahead of the wall clock)."""
+    moment: datetime = await env.get_current_time(handle)
+    return moment
+
+
+def applied(count: int) -> Callable[[ContactState], bool]:
+    """A check for ``eventually``: the contact has applied ``count`` events."""
+    return lambda state: state.events_applied == count

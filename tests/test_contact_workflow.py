@@ -25,7 +25,7 @@ from tests.support import (
 async def test_signed_up_contact_becomes_lead_with_timestamped_history(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings) as relay:
+    async with running_worker(env.client, store, settings, children=False) as relay:
         await send(store, relay, track("u-lead", "Signed Up"))
         handle = handle_for(env.client, store, "u-lead")
         state = await eventually(lambda: state_of(handle), lambda s: s.stage == "Lead")
@@ -39,7 +39,7 @@ async def test_signed_up_contact_becomes_lead_with_timestamped_history(
 async def test_first_event_without_a_promotion_makes_a_subscriber(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings) as relay:
+    async with running_worker(env.client, store, settings, children=False) as relay:
         await send(store, relay, track("u-sub", "Newsletter Opened"))
         handle = handle_for(env.client, store, "u-sub")
         state = await eventually(lambda: state_of(handle), lambda s: s.stage is not None)
@@ -49,7 +49,7 @@ async def test_first_event_without_a_promotion_makes_a_subscriber(
 async def test_lower_stage_event_never_demotes(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings) as relay:
+    async with running_worker(env.client, store, settings, children=False) as relay:
         await send(store, relay, track("u-opp", "Opportunity Created", type_="sales"))
         await send(store, relay, track("u-opp", "Signed Up"))
         await send(store, relay, track("u-opp", "Lead Accepted", type_="sales"))
@@ -63,7 +63,7 @@ async def test_lower_stage_event_never_demotes(
 async def test_promotions_are_timestamped_in_order(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings) as relay:
+    async with running_worker(env.client, store, settings, children=False) as relay:
         await send(store, relay, track("u-path", "Signed Up"))
         handle = handle_for(env.client, store, "u-path")
         await eventually(lambda: state_of(handle), lambda s: s.stage == "Lead")
@@ -79,7 +79,7 @@ async def test_repeated_message_id_is_counted_once(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
     event = track("u-dup", "Pricing Page Viewed", message_id="m-dup-1")
-    async with running_worker(env.client, store, settings) as relay:
+    async with running_worker(env.client, store, settings, children=False) as relay:
         await send(store, relay, event)
         handle = handle_for(env.client, store, "u-dup")
         await eventually(lambda: state_of(handle), lambda s: s.events_applied == 1)
@@ -98,7 +98,9 @@ async def test_continue_as_new_keeps_state_and_still_ignores_seen_message_ids(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
     first = track("u-can", "Signed Up", message_id="m-can-first")
-    async with running_worker(env.client, store, settings, history_limit=40) as relay:
+    async with running_worker(
+        env.client, store, settings, children=False, history_limit=40
+    ) as relay:
         await send(store, relay, first)
         handle = handle_for(env.client, store, "u-can")
         first_run = (await handle.describe()).run_id
@@ -119,7 +121,7 @@ async def test_continue_as_new_keeps_state_and_still_ignores_seen_message_ids(
 async def test_manual_override_is_kept_as_an_audited_entry(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings) as relay:
+    async with running_worker(env.client, store, settings, children=False) as relay:
         await send(store, relay, track("u-man", "Opportunity Created", type_="sales"))
         handle = handle_for(env.client, store, "u-man")
         await eventually(lambda: state_of(handle), lambda s: s.stage == "Opportunity")
@@ -128,19 +130,19 @@ async def test_manual_override_is_kept_as_an_audited_entry(
         )
         state = await eventually(lambda: state_of(handle), lambda s: s.stage == "Lead")
         await save_history(handle, "contact_manual_override")
+        rows = await eventually(
+            lambda: _stored_history(store, state.contact_id), lambda rows: len(rows) == 2
+        )
     override = state.stage_history[-1]
     assert override.override is True
     assert "duplicate opportunity" in override.reason
-    rows = await eventually(
-        lambda: _stored_history(store, state.contact_id), lambda rows: len(rows) == 2
-    )
     assert rows[-1].override is True
 
 
 async def test_closed_lost_recycles_to_renurture_after_90_days(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings) as relay:
+    async with running_worker(env.client, store, settings, children=False) as relay:
         await send(
             store,
             relay,
@@ -157,12 +159,13 @@ async def test_closed_lost_recycles_to_renurture_after_90_days(
     assert state.renurture is not None
     assert "No Budget" in state.renurture.reason
     assert state.wakeups == []
+    assert "Re-nurture" in state.lists
 
 
 async def test_search_attributes_carry_opaque_id_and_stage_only(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings) as relay:
+    async with running_worker(env.client, store, settings, children=False) as relay:
         await send(
             store,
             relay,

@@ -5,9 +5,25 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import store.decisions
+import store.effects
 import store.history
-import store.registry  # noqa: F401 - registers its tables on Base
+import store.journeys
+import store.registry
+import store.routing_state
+import store.sla
 from store.schema import Base
+
+# The imports above register every table on Base.metadata for autogenerate.
+_TABLE_MODULES = (
+    store.decisions,
+    store.effects,
+    store.history,
+    store.journeys,
+    store.registry,
+    store.routing_state,
+    store.sla,
+)
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,0 +1,104 @@
+"""What every CLI command needs: settings, the store, a Temporal client, error handling.
+
+Exit codes are the CLI's contract: 1 the thing asked for does not exist, 2 bad arguments or an
+invalid definition (nothing stored), 3 a service is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from models.contact import ContactConfig
+from revops.config import load_contact_config
+from revops.errors import ConfigError, NotFound, StoreUnavailable, TemporalUnavailable
+from revops.logging import configure_logging
+from revops.settings import Settings, get_settings
+from store.registry import Registry
+from store.repo import Store
+
+__all__ = [
+    "console",
+    "current_bundle",
+    "err",
+    "fail",
+    "open_store",
+    "operator",
+    "resolve_contact",
+    "run_async",
+    "settings",
+]
+
+T = TypeVar("T")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``message`` on stderr and exit with ``code``."""
+    err.print(f"[red]{message}[/red]")
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    """Settings from the environment, with logging configured."""
+    current = get_settings()
+    configure_logging(current.log_format, current.log_level)
+    return current
+
+
+def open_store(current: Settings) -> Store:
+    """The migrated store, or exit 3 when it is unreachable."""
+    try:
+        return Store.open(current.sqlalchemy_url, id_secret=current.id_secret.get_secret_value())
+    except StoreUnavailable as exc:
+        fail(str(exc), 3)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; map our errors to exit codes."""
+    try:
+        return asyncio.run(coro)
+    except TemporalUnavailable as exc:
+        fail(str(exc), 3)
+    except NotFound as exc:
+        fail(str(exc), 1)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+def resolve_contact(store: Store, user_id: str) -> str:
+    """The opaque contact id of a user id, or exit 1."""
+    contact_id = store.resolve(user_id)
+    if contact_id is None:
+        fail(f"no contact with user id {user_id!r}", 1)
+    row = store.contact(contact_id)
+    return row.merged_into if row is not None and row.merged_into else contact_id
+
+
+def current_bundle(current: Settings, store: Store) -> ContactConfig:
+    """The definitions contact workflows use now (deployed, else the shipped files)."""
+    registry = Registry(store)
+
+    def active(kind: str) -> dict[str, Any] | None:
+        row = registry.active(kind, "default")
+        return row.body if row else None
+
+    try:
+        return load_contact_config(current.config_dir, active)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+def operator() -> str:
+    """Who is running the command, for change logs."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
