@@ -76,7 +76,31 @@ async def load_contact_view(store: Store, client: Client, user_id: str) -> Conta
 
 def _live_fields(state: ContactState) -> ContactView:
     scores = state.scores
+    handoff = state.handoff
     return {
+        "owner": handoff.owner if handoff else None,
+        "sla": (
+            {
+                "deadline": handoff.deadline.isoformat() if handoff.deadline else None,
+                "state": handoff.sla_state,
+                "first_contact_at": (
+                    handoff.first_contact_at.isoformat() if handoff.first_contact_at else None
+                ),
+                "outcome": handoff.outcome,
+            }
+            if handoff
+            else None
+        ),
+        "journeys": [
+            {
+                "journey": e.journey,
+                "version": e.version,
+                "enrolled_at": e.enrolled_at.isoformat(),
+                "paused": e.paused,
+                "workflow_id": e.workflow_id,
+            }
+            for e in state.enrollments
+        ],
         "stage": state.stage.value if state.stage else None,
         "stage_history": [
             e.model_dump(mode="json", exclude={"message_id"}) for e in state.stage_history
