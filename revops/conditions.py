@@ -78,6 +78,7 @@ __all__ = [
     "evaluate",
     "format_duration",
     "iter_nodes",
+    "lookup",
     "next_change_at",
     "next_outcome_change",
     "parse_condition",
@@ -351,7 +352,7 @@ _OPS: Mapping[str, Callable[[Any, Any], bool]] = MappingProxyType(
 )
 
 
-def _lookup(data: Mapping[str, Any], key: str) -> Any:
+def lookup(data: Mapping[str, Any], key: str) -> Any:
     """``data[key]``, else a dotted path into nested mappings (``context.page.path``)."""
     if key in data:
         return data[key]
@@ -444,7 +445,7 @@ class TraitCondition(Predicate):
 
     def holds(self, snap: Snapshot) -> bool:
         """Whether the trait passes the predicate."""
-        return self.test(_lookup(snap.facts.traits, self.trait))
+        return self.test(lookup(snap.facts.traits, self.trait))
 
     def change_bound(self, snap: Snapshot) -> datetime | None:
         """Traits only change with new facts, never with time."""
@@ -652,7 +653,7 @@ class EventCondition(_Node):
 
     def _passes_where(self, event: EventRecord) -> bool:
         return not self.where or all(
-            p.test(_lookup(event.properties, k)) for k, p in self.where.items()
+            p.test(lookup(event.properties, k)) for k, p in self.where.items()
         )
 
     def _recent(self, snap: Snapshot) -> Iterator[EventRecord]:

@@ -55,6 +55,7 @@ from revops.conditions import (
     config_error,
     evaluate,
     iter_nodes,
+    lookup,
     referenced_lists,
 )
 from revops.errors import ConfigError
@@ -171,19 +172,7 @@ class EngagementRule(_Rule):
 
     def matches(self, properties: Mapping[str, Any]) -> bool:
         """Whether an event's properties pass every ``where`` predicate."""
-        return all(test.test(_property(properties, key)) for key, test in self.where.items())
-
-
-def _property(data: Mapping[str, Any], key: str) -> Any:
-    """``data[key]``, else a dotted path into nested mappings, as the condition language reads."""
-    if key in data:
-        return data[key]
-    current: Any = data
-    for part in key.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return None
-        current = current[part]
-    return current
+        return all(test.test(lookup(properties, key)) for key, test in self.where.items())
 
 
 class NegativeRule(_Rule):
