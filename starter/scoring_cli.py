@@ -7,6 +7,7 @@ arguments or an invalid model/list file (the message names the file and field).
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -34,7 +35,8 @@ from revops.synth import generate
 __all__ = ["scoring_app"]
 
 scoring_app = typer.Typer(
-    help="Scoring models: backtest against history, synthetic history.", no_args_is_help=True
+    help="Scoring models: backtest, synthetic history, deploy and roll back.",
+    no_args_is_help=True,
 )
 console = Console()
 err = Console(stderr=True)
@@ -92,6 +94,37 @@ class _JsonLines:
                     self.bad_lines += 1
 
 
+def _export_stored_events() -> Path:
+    """The store's event log as the gateway's JSONL (opaque contact ids as user ids)."""
+    from sqlalchemy import select
+
+    from starter.common import open_store, settings
+    from store.schema import EventRow
+
+    store = open_store(settings())
+    target = Path(tempfile.mkstemp(prefix="revops-events-", suffix=".jsonl")[1])
+    query = (
+        select(EventRow)
+        .where(EventRow.contact_id.is_not(None))
+        .order_by(EventRow.timestamp, EventRow.id)
+        .execution_options(yield_per=5000)
+    )
+    with store._sessions() as session, target.open("w", encoding="utf-8") as out:
+        for row in session.scalars(query):
+            record = {
+                "type": "identify" if row.type == "identify" else "track",
+                "userId": row.contact_id,
+                "event": row.name,
+                "properties": row.properties,
+                "traits": row.traits,
+                "timestamp": row.timestamp.isoformat(),
+                "messageId": row.message_id,
+            }
+            out.write(json.dumps(record, default=str) + "\n")
+    err.print(f"Replaying the stored event log ({target}).")
+    return target
+
+
 def _count_lines(path: Path) -> int:
     with path.open("rb") as handle:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
@@ -129,10 +162,7 @@ def backtest(
     """Replay history against MODEL: MQLs and MQL-to-SQL conversion per threshold."""
     candidate = _load_model(model)
     if events is None:
-        raise _fail(
-            "--events FILE.jsonl is required for now (reading stored events from the database "
-            "is not wired yet); make one with `revops scoring synth`."
-        )
+        events = _export_stored_events()
     if not events.is_file():
         raise _fail(f"{events}: no such file")
     try:
@@ -235,3 +265,13 @@ def _write(
         if tick is not None and not written % 10_000:
             tick(written)
     return written
+
+
+def _mount_life_cycle() -> None:
+    # Imported here: starter.definitions_cli needs the store and Temporal client modules.
+    from starter.definitions_cli import add_definition_commands
+
+    add_definition_commands(scoring_app, "scoring", reevaluate=True)
+
+
+_mount_life_cycle()

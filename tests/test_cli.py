@@ -171,3 +171,35 @@ async def test_an_invalid_list_file_is_refused_with_its_field(
     result = await _revops(_cli_env(env, settings), "lists", "validate", str(bad))
     assert result.returncode == 2
     assert "lists[0].when" in result.stderr and "7x" in result.stderr
+
+
+async def test_scoring_deploy_is_used_by_running_contacts_and_rollback_restores(
+    env: WorkflowEnvironment, settings: Settings, tmp_path: Path
+) -> None:
+    environ = _cli_env(env, settings)
+    store = Store.open(settings.sqlalchemy_url, id_secret=ID_SECRET)
+    model = yaml.safe_load((settings.config_dir / "scoring.yaml").read_text())
+    model["version"] = "2026.2"
+    for rule in model["engagement"]:
+        if rule["name"] == "case_study":
+            rule["points"] = 30
+    candidate = tmp_path / "scoring.yaml"
+    candidate.write_text(yaml.safe_dump(model))
+    async with running_worker(env.client, store, settings, children=False):
+        await _revops(environ, "events", "send", "u-model", "Case Study Viewed")
+        handle = handle_for(env.client, store, "u-model")
+        await eventually(lambda: state_of(handle), lambda s: s.scores is not None)
+        deployed = await _revops(environ, "scoring", "deploy", str(candidate))
+        after = await eventually(
+            lambda: state_of(handle),
+            lambda s: s.scores is not None and s.scores.model_version == "2026.2",
+        )
+        rolled = await _revops(environ, "scoring", "rollback")
+        history = await _revops(environ, "scoring", "history")
+        backtest = await _revops(environ, "scoring", "backtest", "--model", str(candidate))
+    assert deployed.returncode == 0, deployed.stderr[-2000:]
+    assert after.scores is not None and after.scores.engagement == 30
+    assert rolled.returncode == 2 and "first version" in rolled.stderr
+    assert "deploy" in history.stdout
+    assert backtest.returncode == 0, backtest.stderr[-2000:]
+    assert "stored event log" in backtest.stderr and "Model 2026.2" in backtest.stdout
