@@ -9,6 +9,7 @@ the repeat. Addresses and names are read from the store here; workflows never ca
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import hashlib
 import hmac
@@ -72,17 +73,23 @@ class EffectActivities:
     @activity.defn(name="send_effect")
     async def send_effect(self, request: EffectRequest) -> EffectResult:
         """Perform ``request`` unless its key was already sent."""
-        claim = self._ledger.claim(
-            request.key, request.contact_id, request.channel, request.marketing, request.summary
+        # Store calls run in a thread: a slow database must not stall the worker's event loop.
+        claim = await asyncio.to_thread(
+            self._ledger.claim,
+            request.key,
+            request.contact_id,
+            request.channel,
+            request.marketing,
+            request.summary,
         )
         if not claim.proceed:
             return EffectResult(key=request.key, status="duplicate", detail="already sent")
         try:
             detail, subject = await self._dispatch(request)
         except SkipEffect as exc:
-            self._ledger.finish(request.key, "skipped", str(exc))
+            await asyncio.to_thread(self._ledger.finish, request.key, "skipped", str(exc))
             return EffectResult(key=request.key, status="skipped", detail=str(exc))
-        self._ledger.finish(request.key, "sent", detail)
+        await asyncio.to_thread(self._ledger.finish, request.key, "sent", detail)
         log.info("effect_sent", channel=request.channel, key=short_hash(request.key))
         return EffectResult(key=request.key, status="sent", detail=detail, rendered_subject=subject)
 
@@ -112,7 +119,7 @@ class EffectActivities:
         payload = request.email
         if payload is None:
             raise SkipEffect("email effect without an email payload")
-        profile = self._profile(request)
+        profile = await asyncio.to_thread(self._profile, request)
         to = payload.to_rep or profile.get("email")
         if not to:
             raise SkipEffect("no email address on file")
@@ -157,7 +164,7 @@ class EffectActivities:
     async def _sms(self, request: EffectRequest) -> str:
         if request.sms is None:
             raise SkipEffect("sms effect without an sms payload")
-        profile = self._profile(request)
+        profile = await asyncio.to_thread(self._profile, request)
         phone = profile.get("phone")
         if not phone:
             raise SkipEffect("no phone number on file")
@@ -200,7 +207,9 @@ class EffectActivities:
             "due_at": payload.due_at,
             "details": json.loads(json.dumps(request.context, default=str)),
         }
-        created = self._ledger.create_task(request.key, request.contact_id, fields)
+        created = await asyncio.to_thread(
+            self._ledger.create_task, request.key, request.contact_id, fields
+        )
         if self._settings.crm_webhook_url:
             await self._post(self._settings.crm_webhook_url, {"task": fields}, request)
         return "task created" if created else "task existed"
