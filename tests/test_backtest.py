@@ -407,10 +407,14 @@ def test_the_default_model_separates_buyers_better_than_a_loose_threshold(
 runner = CliRunner()
 
 
-def test_cli_backtest_needs_an_events_file() -> None:
+def test_cli_backtest_without_a_file_replays_the_stored_event_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVOPS_DATA_DIR", str(tmp_path))
     result = runner.invoke(scoring_app, ["backtest", "--model", str(MODEL_FILE)])
-    assert result.exit_code == 2
-    assert "--events FILE.jsonl is required" in result.output
+    assert result.exit_code == 0, result.output
+    assert "stored event log" in result.output
+    assert "0 events" in result.output
 
 
 def test_cli_refuses_an_invalid_model_naming_the_field(tmp_path: Path) -> None:
