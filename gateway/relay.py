@@ -6,9 +6,10 @@ waiting for one contact go in one signal-with-start (far cheaper than one signal
 relay gets faster as the backlog grows); the workflow drops messageIds it has seen, so a
 repeated delivery after a crash counts once.
 
-Order per contact: one relay is active at a time (``store.lease``), each drain reads the
-outbox in id order and waits for every delivery before the next drain, and a contact's chunks
-go one after another: a failure leaves that chunk and the ones after it pending, never a gap.
+Order per contact: one relay is active at a time (``store.lease``), each drain reads a prefix
+of every contact's backlog in id order (``Store.backlog``) and waits for every delivery before
+the next drain, and a contact's chunks go one after another: a failure leaves that chunk and
+the ones after it pending, never a gap.
 While Temporal is unreachable the relay backs off (up to ``backoff_max``) and retries; nothing
 is lost because nothing leaves the outbox until Temporal acknowledged it.
 """
@@ -112,9 +113,10 @@ class Relay:
         client: Client,
         task_queue: str,
         *,
-        batch_size: int = 5000,
+        batch_size: int = 20000,
+        scan: int = 2000,
         signal_size: int = 500,
-        concurrency: int = 32,
+        concurrency: int = 128,
         idle_sleep: float = 0.05,
         backoff_max: float = 5.0,
         lease_retry: float = 5.0,
@@ -123,6 +125,7 @@ class Relay:
         self._client = client
         self._task_queue = task_queue
         self._batch_size = batch_size
+        self._scan = scan
         self._signal_size = signal_size
         self._limit = asyncio.Semaphore(concurrency)
         self._idle_sleep = idle_sleep
@@ -154,9 +157,14 @@ class Relay:
 
     async def _drain(self, contact_id: str | None = None) -> _Outcome:
         started = time.monotonic()
-        items = await asyncio.to_thread(
-            self._store.pending, limit=self._batch_size, contact_id=contact_id
-        )
+        if contact_id is None:
+            items = await asyncio.to_thread(
+                self._store.backlog, scan=self._scan, limit=self._batch_size
+            )
+        else:
+            items = await asyncio.to_thread(
+                self._store.pending, limit=self._batch_size, contact_id=contact_id
+            )
         by_contact: dict[str, list[OutboxItem]] = defaultdict(list)
         for item in items:
             by_contact[item.contact_id].append(item)

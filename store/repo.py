@@ -121,6 +121,37 @@ class Store:
             rows = session.execute(query).all()
         return [OutboxItem(r[0], r[1], _contact_event(r[2]), _merged_into(r[2])) for r in rows]
 
+    def backlog(self, *, scan: int = 2000, limit: int = 20000) -> list[OutboxItem]:
+        """All pending items of the contacts owning the oldest ``scan`` ones, oldest first.
+
+        The relay's read: taking each contact's whole backlog (not just its share of the
+        oldest rows) lets one signal carry everything a contact has waiting. Per-contact order
+        holds because every item is returned in id order; ``limit`` bounds one read.
+        """
+        oldest = (
+            select(OutboxRow.contact_id)
+            .where(OutboxRow.delivered_at.is_(None))
+            .order_by(OutboxRow.id)
+            .limit(scan)
+        )
+        with self._sessions() as session:
+            contacts = sorted(set(session.scalars(oldest)))
+            rows: list[Any] = []
+            for start in range(0, len(contacts), _IN_CHUNK):
+                chunk = contacts[start : start + _IN_CHUNK]
+                query = (
+                    select(OutboxRow.id, OutboxRow.contact_id, EventRow)
+                    .join(EventRow, EventRow.id == OutboxRow.event_id)
+                    .where(OutboxRow.delivered_at.is_(None), OutboxRow.contact_id.in_(chunk))
+                    .order_by(OutboxRow.id)
+                    .limit(limit)
+                )
+                rows += session.execute(query).all()
+        rows.sort(key=lambda r: r[0])
+        return [
+            OutboxItem(r[0], r[1], _contact_event(r[2]), _merged_into(r[2])) for r in rows[:limit]
+        ]
+
     def pending_count(self) -> int:
         """How many outbox items wait for delivery (readiness and benchmarks report it)."""
         query = select(func.count()).select_from(OutboxRow).where(OutboxRow.delivered_at.is_(None))
