@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from workflows.contact import ContactWorkflow
 from workflows.handoff import HandoffWorkflow
 from workflows.journey import JourneyWorkflow
 
-__all__ = ["WORKFLOWS", "WorkerDeps", "build_worker", "run_worker"]
+__all__ = ["WORKFLOWS", "WorkerDeps", "build_worker", "run_worker", "serving"]
 
 log = get_logger(__name__)
 
@@ -52,7 +53,12 @@ class WorkerDeps:
 
     def activities(self) -> list[Any]:
         """Every activity callable, bound to its dependencies."""
-        contact = ContactActivities(self.store, self.settings.config_dir, self.config_overrides)
+        contact = ContactActivities(
+            self.store,
+            self.settings.config_dir,
+            self.config_overrides,
+            handoff_task_queue=self.settings.priority_task_queue,
+        )
         if self.http is None:
             self.http = httpx.AsyncClient(timeout=self.settings.http_timeout_seconds)
         effects = EffectActivities(self.store, self.settings, self.http)
@@ -85,14 +91,24 @@ def build_worker(client: Client, deps: WorkerDeps, *, task_queue: str | None = N
     )
 
 
-async def run_worker(client: Client, deps: WorkerDeps, stop: asyncio.Event) -> None:
-    """Run until ``stop`` is set, then shut down gracefully."""
+@contextlib.asynccontextmanager
+async def serving(client: Client, deps: WorkerDeps) -> AsyncIterator[Worker]:
+    """The main queue's worker and, beside it, the priority queue's, running for the block.
+
+    Handoffs (speed-to-lead) have their own queue with its own pollers and slots; a process
+    whose task queue is the priority queue serves only it (run those apart from the busy
+    ones: see docs/handoff.md). Yields the main queue's worker.
+    """
     worker = build_worker(client, deps)
-    # Handoffs (speed-to-lead) have their own queue; a worker whose task queue is the priority
-    # queue serves only it (run those apart from the busy ones: see docs/handoff.md).
     queue = deps.settings.priority_task_queue
     priority = None if queue == worker.task_queue else build_worker(client, deps, task_queue=queue)
     async with worker, priority or contextlib.nullcontext():
+        yield worker
+
+
+async def run_worker(client: Client, deps: WorkerDeps, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set, then shut down gracefully."""
+    async with serving(client, deps):
         log.info("worker_started", task_queue=deps.settings.task_queue)
         await stop.wait()
     log.info("worker_stopped")

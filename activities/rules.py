@@ -8,6 +8,9 @@ produced, so a demo request that enrolls Demo Follow-up also pre-empts nurture i
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Hashable
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -69,7 +72,10 @@ class RulesActivities:
         self._registry = Registry(store)
         self._log = DecisionLog(store)
         self._config_dir = config_dir
+        self._journeys_dir = journeys_dir
         self._catalog = JourneyCatalog(self._registry, journeys_dir)
+        self._cached: tuple[Hashable, RulesEngine, dict[str, PinnedJourney]] | None = None
+        self._cache_lock = threading.Lock()
 
     def _policies(self) -> Policies:
         row = self._registry.active("policies", "default")
@@ -84,10 +90,31 @@ class RulesActivities:
         return policies
 
     def engine(self) -> tuple[RulesEngine, dict[str, PinnedJourney]]:
-        """The compiled engine for the active definitions, and those definitions."""
+        """The compiled engine for the active definitions, and those definitions.
+
+        Re-reading every definition costs far more than a decision, so the answer is kept
+        until a deploy or rollback moves the registry's revision or a definition file changes
+        (one query and a few ``stat`` calls per step).
+        """
+        key = self._definitions_key()
+        with self._cache_lock:
+            if self._cached is not None and self._cached[0] == key:
+                return self._cached[1], self._cached[2]
         journeys = self._catalog.pinned()
         enrollments = [JourneyCatalog.enrollment(j) for j in journeys.values()]
-        return compile_rules(enrollments, self._policies()), journeys
+        engine = compile_rules(enrollments, self._policies())
+        with self._cache_lock:
+            self._cached = (key, engine, journeys)
+        return engine, journeys
+
+    def _definitions_key(self) -> Hashable:
+        files = [self._config_dir / "policies.yaml", *sorted(self._journeys_dir.glob("*.yaml"))]
+        stamps = []
+        for path in files:
+            with suppress(FileNotFoundError):
+                stat = path.stat()
+                stamps.append((path.name, stat.st_mtime_ns, stat.st_size))
+        return self._registry.revision(), tuple(stamps)
 
     @activity.defn(name="decide_step")
     def decide_step(self, data: DecideStepInput) -> DecideStepResult:

@@ -25,18 +25,27 @@ class ContactActivities:
     """Store and configuration access for the contact workflow."""
 
     def __init__(
-        self, store: Store, config_dir: Path, config_overrides: dict[str, Any] | None = None
+        self,
+        store: Store,
+        config_dir: Path,
+        config_overrides: dict[str, Any] | None = None,
+        *,
+        handoff_task_queue: str | None = None,
     ) -> None:
         self._store = store
         self._config_dir = config_dir
         self._overrides = config_overrides or {}
+        self._handoff_task_queue = handoff_task_queue
         self._history = History(store)
         self._registry = Registry(store)
 
     @activity.defn(name="load_contact_config")
     def load_contact_config(self) -> ContactConfig:
-        """The current definitions bundle (lifecycle rules, later scoring and lists)."""
-        return load_contact_config(self._config_dir, self._active_body, **self._overrides)
+        """The current definitions bundle, and where the sales handoff runs (worker settings)."""
+        config = load_contact_config(self._config_dir, self._active_body, **self._overrides)
+        if self._handoff_task_queue is None or "handoff_task_queue" in self._overrides:
+            return config
+        return config.model_copy(update={"handoff_task_queue": self._handoff_task_queue})
 
     def _active_body(self, kind: str) -> dict[str, Any] | None:
         row = self._registry.active(kind, "default")

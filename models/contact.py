@@ -141,6 +141,9 @@ class ContactConfig(BaseModel):
     renurture_list: str = "Re-nurture"
     auto_handoff: bool = True
     """Start the sales handoff (routing, SLA) when a contact becomes an MQL."""
+    handoff_task_queue: str | None = None
+    """Task queue for the handoff child (the priority queue: speed-to-lead). ``None``, as in
+    configs loaded before it existed, keeps the child on the contact's own queue."""
     event_window_days: int = 180
     max_events_kept: int = 2000
     history_limit: int = Field(default=2000, ge=20)

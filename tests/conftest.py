@@ -96,9 +96,11 @@ def mail_server() -> Iterator[tuple[int, list[Message]]]:
 @pytest.fixture
 def settings(tmp_path: Path, mail_server: tuple[int, list[Message]]) -> Settings:
     """Settings for one test: its own data dir and task queue, the repo's config."""
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
     return Settings(
         data_dir=tmp_path,
-        task_queue=f"tq-{uuid.uuid4().hex[:8]}",
+        task_queue=queue,
+        priority_task_queue=f"{queue}-priority",
         id_secret=SecretStr(ID_SECRET),
         config_dir=REPO / "config",
         journeys_dir=REPO / "journeys",

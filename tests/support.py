@@ -20,7 +20,7 @@ from models.ingest import IncomingEvent
 from revops.ids import contact_workflow_id
 from revops.settings import Settings
 from store.repo import Store
-from worker import WorkerDeps, build_worker
+from worker import WorkerDeps, serving
 
 T = TypeVar("T")
 
@@ -34,7 +34,7 @@ async def running_worker(
     children: bool = True,
     **config_overrides: Any,
 ) -> AsyncIterator[Relay]:
-    """Run a worker for ``settings.task_queue``; yields a relay delivering to it.
+    """Run workers for ``settings.task_queue`` and the priority queue; yields a relay.
 
     ``children=False`` runs contacts without journeys and the sales handoff: per-workflow
     time skipping cannot move a contact while a child workflow of it waits on its own timers,
@@ -45,7 +45,7 @@ async def running_worker(
         settings = settings.model_copy(update={"journeys_dir": empty})
         config_overrides.setdefault("auto_handoff", False)
     deps = WorkerDeps(store=store, settings=settings, config_overrides=config_overrides)
-    async with build_worker(client, deps):
+    async with serving(client, deps):
         yield Relay(store, client, settings.task_queue)
 
 

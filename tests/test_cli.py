@@ -25,6 +25,7 @@ def _cli_env(env: WorkflowEnvironment, settings: Settings) -> dict[str, str]:
         **os.environ,
         "REVOPS_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
         "REVOPS_TASK_QUEUE": settings.task_queue,
+        "REVOPS_PRIORITY_TASK_QUEUE": settings.priority_task_queue,
         "REVOPS_DATA_DIR": str(settings.data_dir),
         "REVOPS_ID_SECRET": ID_SECRET,
         "REVOPS_CONFIG_DIR": str(settings.config_dir),

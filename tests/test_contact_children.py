@@ -31,7 +31,10 @@ async def test_a_trial_start_enrolls_trial_onboarding_as_a_pinned_child(
         )
         (enrollment,) = state.enrollments
         child = env.client.get_workflow_handle(enrollment.workflow_id or "")
-        description = await child.describe()
+        # The child publishes its Journey attribute in its own first task: wait for it.
+        description = await eventually(
+            child.describe, lambda d: any(k.name == "Journey" for k, _ in d.typed_search_attributes)
+        )
         attributes = {k.name: v for k, v in description.typed_search_attributes}
         decisions = DecisionLog(store).recent(state.contact_id)
         await save_history(handle, "contact_with_journey")
@@ -55,10 +58,11 @@ async def test_a_hand_raiser_starts_the_handoff_in_the_mql_task_and_learns_its_o
         )
         assert state.handoff is not None
         child = env.client.get_workflow_handle(state.handoff.workflow_id)
-        status = (await child.describe()).status
+        description = await child.describe()
         await save_history(handle, "contact_with_handoff")
     mql = next(e for e in state.stage_history if e.stage == "MQL")
     assert state.handoff.started_at == mql.at, "routing starts in the task that made the MQL"
     assert state.handoff.trigger == "hand_raiser"
-    assert status == WorkflowExecutionStatus.RUNNING
+    assert description.status == WorkflowExecutionStatus.RUNNING
+    assert description.task_queue == settings.priority_task_queue, "ordinary traffic waits"
     assert state.handoff.deadline is not None

@@ -37,6 +37,7 @@ async def test_revops_gateway_serves_relays_and_stops_on_sigterm(
         **os.environ,
         "REVOPS_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
         "REVOPS_TASK_QUEUE": settings.task_queue,
+        "REVOPS_PRIORITY_TASK_QUEUE": settings.priority_task_queue,
         "REVOPS_DATA_DIR": str(settings.data_dir),
         "REVOPS_ID_SECRET": ID_SECRET,
         "REVOPS_GATEWAY_PORT": str(port),

@@ -201,6 +201,7 @@ async def test_a_worker_killed_mid_send_delivers_the_email_exactly_once_after_re
             **os.environ,
             "REVOPS_TEMPORAL_ADDRESS": journey_env.client.service_client.config.target_host,
             "REVOPS_TASK_QUEUE": settings.task_queue,
+            "REVOPS_PRIORITY_TASK_QUEUE": settings.priority_task_queue,
             "REVOPS_DATABASE_URL": store.engine.url.render_as_string(hide_password=False),
             "REVOPS_ID_SECRET": ID_SECRET,
             "REVOPS_SMTP_PORT": str(port),

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from temporalio import workflow
+from temporalio.common import Priority
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -37,6 +38,13 @@ Trigger = Literal["hand_raiser", "score"]
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "journey"
+
+
+def _priority_placement(task_queue: str | None) -> dict[str, Any]:
+    """``start_child_workflow`` arguments putting a child on the priority queue, if any."""
+    if task_queue is None:
+        return {}
+    return {"task_queue": task_queue, "priority": Priority(priority_key=1)}
 
 
 class Children:
@@ -110,8 +118,15 @@ class Children:
         active = self.state.handoff is not None and self.state.handoff.outcome is None
         return entered and not active
 
-    async def start_handoff(self, hand_raiser: bool, reason: str, now: datetime) -> None:
-        """Start the HandoffWorkflow (routing, notification, SLA) for this contact."""
+    async def start_handoff(
+        self, hand_raiser: bool, reason: str, now: datetime, task_queue: str | None = None
+    ) -> None:
+        """Start the HandoffWorkflow (routing, notification, SLA) for this contact.
+
+        On ``task_queue`` (the priority queue) with task priority 1 when given: ordinary
+        traffic on the contact's queue must not delay the rep's notification. ``None`` (a
+        config pinned before the priority queue existed) starts it as before, so replay holds.
+        """
         state = self.state
         state.handoff_counter += 1
         handoff_id = f"{state.contact_id}-h{state.handoff_counter}"
@@ -139,6 +154,7 @@ class Children:
             id=workflow_id,
             parent_close_policy=ParentClosePolicy.ABANDON,
             static_summary=f"sales handoff ({trigger})",
+            **_priority_placement(task_queue),
         )
 
     def _routing_input(self, trigger: Trigger, now: datetime) -> RoutingInput:
