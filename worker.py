@@ -96,12 +96,15 @@ async def serving(client: Client, deps: WorkerDeps) -> AsyncIterator[Worker]:
     """The main queue's worker and, beside it, the priority queue's, running for the block.
 
     Handoffs (speed-to-lead) have their own queue with its own pollers and slots; a process
-    whose task queue is the priority queue serves only it (run those apart from the busy
-    ones: see docs/handoff.md). Yields the main queue's worker.
+    whose task queue is the priority queue serves only it, and one with
+    ``serve_priority_queue`` off leaves it to dedicated handoff workers (see docs/handoff.md).
+    Yields the main queue's worker.
     """
+    settings = deps.settings
     worker = build_worker(client, deps)
-    queue = deps.settings.priority_task_queue
-    priority = None if queue == worker.task_queue else build_worker(client, deps, task_queue=queue)
+    queue = settings.priority_task_queue
+    apart = queue != worker.task_queue and settings.serve_priority_queue
+    priority = build_worker(client, deps, task_queue=queue) if apart else None
     async with worker, priority or contextlib.nullcontext():
         yield worker
 

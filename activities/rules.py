@@ -129,6 +129,7 @@ class RulesActivities:
         active = list(data.base.active_enrollments)
         past = list(data.base.past_enrollments)
         result = DecideStepResult()
+        explained = []
         for occurrence in data.occurrences:
             request = data.base.model_copy(
                 update={
@@ -138,12 +139,13 @@ class RulesActivities:
                 }
             )
             decision = engine.decide(request)
-            self._log.record(decision, explain_decision(decision))
+            explained.append((decision, explain_decision(decision)))
             result.decisions.append(decision)
             active, past = _apply(decision, active, past, data.base.contact.now)
             for name in decision.journeys("enroll"):
                 if name in journeys:
                     result.journeys[name] = journeys[name]
+        self._log.record_all(explained)
         return result
 
 

@@ -7,8 +7,9 @@ sink standing in for Slack's incoming webhook (it timestamps each notification o
 an SMTP sink for the rep emails, the outbox relay and a load generator.
 
 A hand-raiser is an event stored with ``store.accept`` (what the gateway does before answering
-200: the clock starts there) and delivered to its contact workflow at once (``drain_once`` for
-that contact). The ways of handing it off, interleaved so they share the same conditions:
+200: the clock starts there) and handed to the relay's express lane (``Relay.expedite``, as the
+gateway does for hand-raiser events); one relay runs throughout, delivering the load too. The
+ways of handing it off, interleaved so they share the same conditions:
 
   contact workflow - a "Demo Requested" whose contact workflow starts the handoff child itself
                      (only once the contact side is wired; detected at start-up);
@@ -18,11 +19,12 @@ that contact). The ways of handing it off, interleaved so they share the same co
   shared + key 1   - the main queue with Temporal task priority ``priority_key=1``.
 
 Until the contact side is wired, the hand-raiser is a "Demo Requested" and the bench starts the
-handoff directly (it says so); once wired, direct rows use an event that starts no handoff.
+handoff directly (it says so); once wired, direct rows use an event that starts no handoff,
+delivered by an immediate drain for that contact before the handoff starts.
 
 Phases: (a) baseline, hand-raisers alone; (b) the same under load: ordinary events (page views,
 email opens, ...) accepted continuously over many contacts and relayed by
-``Relay.run_forever``. It prints p50/p99 speed-to-lead per way and phase, and each loaded figure
+the same relay. It prints p50/p99 speed-to-lead per way and phase, and each loaded figure
 as a ratio of the same way's baseline.
 
 The main-queue worker runs at ``--nice`` 10 by default: on one small machine that stands in for
@@ -74,6 +76,7 @@ QUEUE, PRIORITY_QUEUE = "bench", "bench-priority"
 ORDINARY = ("Page Viewed", "Email Opened", "Case Study Viewed", "Webinar Registered")
 CONTACT = re.compile(r"\(contact (c[0-9a-f]+), handoff")
 WAYS = ("priority queue", "shared queue", "shared + key 1")
+HAND_RAISERS = frozenset({"Demo Requested"})
 
 
 def free_port() -> int:
@@ -168,9 +171,14 @@ def worker_environ(address: str, folder: Path, slack: str, smtp: int) -> dict[st
 def worker_process(
     environ: dict[str, str], queue: str, log: Path, niceness: int = 0
 ) -> Iterator[None]:
-    """``revops worker`` serving only ``queue`` (its task queue and its priority queue), at
-    ``niceness`` (the busy worker yields the CPU, as if it ran on its own machine)."""
-    environ = {**environ, "REVOPS_TASK_QUEUE": queue, "REVOPS_PRIORITY_TASK_QUEUE": queue}
+    """``revops worker`` serving only ``queue`` (handoffs go to the priority queue either way),
+    at ``niceness`` (the busy worker yields the CPU, as if it ran on its own machine)."""
+    environ = {
+        **environ,
+        "REVOPS_TASK_QUEUE": queue,
+        "REVOPS_PRIORITY_TASK_QUEUE": PRIORITY_QUEUE,
+        "REVOPS_SERVE_PRIORITY_QUEUE": "false",
+    }
     argv = ["nice", "-n", str(niceness), REVOPS, "worker"] if niceness else [REVOPS, "worker"]
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=environ, stdout=out, stderr=out)
@@ -249,12 +257,16 @@ class Bench:
         traits = {"country": "US", "company_size": 300, "industry": "Software"}
         user_id = f"bench-hr-{uuid.uuid4().hex[:10]}"
         t0 = time.perf_counter()
-        result = await asyncio.to_thread(self.store.accept, [event(user_id, name, traits)])
+        accepted = [event(user_id, name, traits)]
+        result = await asyncio.to_thread(self.store.accept, accepted, urgent=HAND_RAISERS)
         (contact_id,) = result.contact_ids
-        await self.relay.drain_once(contact_id)
         self.started[contact_id] = t0
         if direct:
+            await self.relay.drain_once(contact_id)
             await self.start_directly(contact_id, way)
+        else:  # what the gateway does: the relay's express lane delivers it
+            self.relay.expedite(result.urgent_contact_ids)
+            self.relay.notify()
         return contact_id
 
     async def start_directly(self, contact_id: str, way: str) -> None:
@@ -340,7 +352,7 @@ async def background_load(
             relay.notify()
             await asyncio.sleep(tick)
 
-    tasks = [asyncio.create_task(generate()), asyncio.create_task(relay.run_forever())]
+    tasks = [asyncio.create_task(generate())]  # the bench's relay is already running
     try:
         yield counters
     finally:
@@ -408,7 +420,9 @@ async def main() -> None:
         try:
             with workers(server.address, folder, sink.url, smtp, args.nice) as store:
                 client = await connect_when_ready(server.address)
-                bench = Bench(client, store, Relay(store, client, QUEUE), sink)
+                relay = Relay(store, client, QUEUE)
+                relaying = asyncio.create_task(relay.run_forever())
+                bench = Bench(client, store, relay, sink)
                 await bench.detect_wiring()
                 first = "contact workflow" if bench.wired else "priority queue"
                 quiet_ways = ("contact workflow", *WAYS[:1]) if bench.wired else WAYS[:1]
@@ -417,14 +431,14 @@ async def main() -> None:
                 await bench.latencies([c for w in quiet_ways for c in warm[w]], args.timeout)
                 quiet = await run_handraisers(bench, args.handraisers, args.interval, quiet_ways)
                 base = {w: await bench.latencies(quiet[w], args.timeout) for w in quiet_ways}
-                loaded_relay = Relay(store, client, QUEUE)
-                async with background_load(
-                    store, loaded_relay, args.load_rate, args.contacts
-                ) as load:
+                async with background_load(store, relay, args.load_rate, args.contacts) as load:
                     await asyncio.sleep(args.ramp)
                     busy = await run_handraisers(bench, args.handraisers, args.interval, busy_ways)
                     under = {w: await bench.latencies(busy[w], args.timeout) for w in busy_ways}
                     accepted, backlog = load["accepted"], store.pending_count()
+                relaying.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relaying
         finally:
             await server.astop()
     how = (

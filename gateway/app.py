@@ -21,6 +21,7 @@ from gateway.http import install_error_handlers
 from gateway.relay import Relay
 from gateway.routes import routers
 from gateway.unsubscribe import router as unsubscribe_router
+from gateway.urgent import HandRaiserEvents
 from revops import __version__
 from revops.logging import get_logger
 from revops.settings import Settings
@@ -45,6 +46,7 @@ def create_app(settings: Settings, store: Store, relay: Relay | None = None) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.relay = relay
+    app.state.hand_raisers = HandRaiserEvents(store, settings.config_dir)
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)

@@ -10,6 +10,9 @@ Order per contact: one relay is active at a time (``store.lease``), each drain r
 of every contact's backlog in id order (``Store.backlog``) and waits for every delivery before
 the next drain, and a contact's chunks go one after another: a failure leaves that chunk and
 the ones after it pending, never a gap.
+Hand-raisers skip the queue: the gateway names their contacts (``expedite``) and an express
+lane delivers each of them at once, beside the running pass, without waiting for its
+concurrency slots; one delivery per contact at a time keeps the order.
 While Temporal is unreachable the relay backs off (up to ``backoff_max``) and retries; nothing
 is lost because nothing leaves the outbox until Temporal acknowledged it.
 """
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -133,6 +137,10 @@ class Relay:
         self._lease_retry = lease_retry
         self._wake = asyncio.Event()
         self._active = False
+        self._urgent: dict[str, None] = {}
+        self._urgent_wake = asyncio.Event()
+        self._delivering: set[str] = set()
+        self._turns = asyncio.Condition()
 
     @property
     def client(self) -> Client:
@@ -147,6 +155,16 @@ class Relay:
     def notify(self) -> None:
         """New events were accepted: deliver now instead of at the next poll."""
         self._wake.set()
+
+    def expedite(self, contact_ids: Iterable[str]) -> None:
+        """Hand-raisers were accepted: deliver these contacts now, beside the running pass.
+
+        Only the active relay acts on it; a standby's hand-raisers go with the next pass of
+        the active one (within its poll interval).
+        """
+        self._urgent.update(dict.fromkeys(contact_ids))
+        if self._urgent:
+            self._urgent_wake.set()
 
     # ---- one drain -----------------------------------------------------------------------------
 
@@ -169,8 +187,9 @@ class Relay:
         for item in items:
             by_contact[item.contact_id].append(item)
         outcome = _Outcome()
+        urgent = contact_id is not None
         for part in await asyncio.gather(
-            *(self._deliver_contact(cid, batch) for cid, batch in by_contact.items())
+            *(self._deliver_contact(cid, batch, urgent) for cid, batch in by_contact.items())
         ):
             outcome.add(part)
         await asyncio.to_thread(self._settle, outcome)
@@ -188,13 +207,31 @@ class Relay:
         self._store.mark_delivered(outcome.delivered)
         self._store.mark_failed(outcome.failed, outcome.error)
 
-    async def _deliver_contact(self, contact_id: str, items: list[OutboxItem]) -> _Outcome:
+    @contextlib.asynccontextmanager
+    async def _owning(self, contact_id: str) -> AsyncIterator[None]:
+        """One delivery per contact at a time (the pass and the express lane), so its signals
+        go out in outbox order; a lane that read items the other just sent sends them again,
+        and the workflow drops the repeated messageIds."""
+        async with self._turns:
+            await self._turns.wait_for(lambda: contact_id not in self._delivering)
+            self._delivering.add(contact_id)
+        try:
+            yield
+        finally:
+            async with self._turns:
+                self._delivering.discard(contact_id)
+                self._turns.notify_all()
+
+    async def _deliver_contact(
+        self, contact_id: str, items: list[OutboxItem], urgent: bool = False
+    ) -> _Outcome:
         events = [i for i in items if i.merged_into is None]
         chunks = [
             events[i : i + self._signal_size] for i in range(0, len(events), self._signal_size)
         ]
         outcome = _Outcome()
-        async with self._limit:
+        # An urgent delivery does not queue for the pass's concurrency slots.
+        async with self._owning(contact_id), contextlib.nullcontext() if urgent else self._limit:
             for position, chunk in enumerate(chunks):
                 error = await self._send(contact_id, chunk)
                 if error:
@@ -260,6 +297,28 @@ class Relay:
             return None
 
     async def _relay(self, lease: RelayLease) -> None:
+        express = asyncio.create_task(self._express())
+        try:
+            await self._passes(lease)
+        finally:
+            express.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await express
+
+    async def _express(self) -> None:
+        """The express lane: expedited contacts are delivered at once, each on its own."""
+        while True:
+            await self._urgent_wake.wait()
+            self._urgent_wake.clear()
+            contacts, self._urgent = list(self._urgent), {}
+            results = await asyncio.gather(
+                *(self._drain(contact_id) for contact_id in contacts), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, Exception):  # the pass retries whatever is left
+                    log.warning("relay_express_error", error=str(result) or type(result).__name__)
+
+    async def _passes(self, lease: RelayLease) -> None:
         backoff = 0.0
         checked = time.monotonic()
         while True:

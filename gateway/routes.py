@@ -41,6 +41,7 @@ from gateway.segment import (
     TrackingResponse,
     to_incoming,
 )
+from gateway.urgent import HandRaiserEvents
 from models.ingest import AcceptResult, IncomingEvent
 from revops.errors import StoreUnavailable
 from store.repo import Store
@@ -90,15 +91,18 @@ def _now() -> datetime:
 async def _accept(
     request: Request, build: Callable[[datetime], list[IncomingEvent]]
 ) -> AcceptResult:
-    """Build the events and store them in a worker thread, then wake the relay."""
+    """Build the events and store them in a worker thread, then wake the relay (and have it
+    deliver hand-raisers' contacts at once, beside its running pass)."""
     store: Store = request.app.state.store
+    hand_raisers: HandRaiserEvents = request.app.state.hand_raisers
 
     def work() -> AcceptResult:
-        return store.accept(build(_now()))
+        return store.accept(build(_now()), urgent=hand_raisers.names())
 
     result = await run_in_threadpool(work)
     relay: Relay | None = request.app.state.relay
     if relay is not None and result.contact_ids:
+        relay.expedite(result.urgent_contact_ids)
         relay.notify()
     request.state.events = result.accepted
     return result

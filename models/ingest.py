@@ -40,3 +40,5 @@ class AcceptResult(BaseModel):
     duplicates: int = 0
     anonymous: int = 0
     contact_ids: list[str] = Field(default_factory=list)
+    urgent_contact_ids: list[str] = Field(default_factory=list)
+    """Contacts of the accepted events named in ``urgent`` (hand-raisers): deliver first."""

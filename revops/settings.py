@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
     task_queue: str = "revops"
     priority_task_queue: str = "revops-priority"
+    serve_priority_queue: bool = Field(
+        default=True,
+        description="also poll the priority queue; false on busy workers when dedicated "
+        "handoff workers serve it",
+    )
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     write_keys: list[str] = Field(default_factory=lambda: ["dev-write-key"])

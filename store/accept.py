@@ -138,9 +138,16 @@ def _fact_of(event: IncomingEvent) -> _Fact | None:
 class Acceptor:
     """Runs one accept inside ``session``'s transaction; ``contact_id_for`` names new contacts."""
 
-    def __init__(self, session: Session, contact_id_for: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        contact_id_for: Callable[[str], str],
+        urgent: frozenset[str] = frozenset(),
+    ) -> None:
         self.session = session
         self.contact_id_for = contact_id_for
+        self.urgent = urgent
+        self.urgent_touched: dict[str, None] = {}
         self.now = _now()
         self.result = AcceptResult()
         self.identities: dict[str, str] = {}
@@ -161,6 +168,7 @@ class Acceptor:
         self._flush()
         self._save_profiles()
         self.result.contact_ids = list(self.touched)
+        self.result.urgent_contact_ids = list(self.urgent_touched)
         return self.result
 
     def _serialize(self) -> None:
@@ -219,6 +227,8 @@ class Acceptor:
             self.result.anonymous += 1
             return
         self.touched[contact_id] = None
+        if event.type == "track" and event.name in self.urgent:
+            self.urgent_touched[contact_id] = None
         fact = _fact_of(event)
         if fact is not None:
             self._absorb(contact_id, fact, adopted=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,17 +42,26 @@ class DecisionLog:
 
     def record(self, decision: Decision, explanation: list[str]) -> None:
         """Keep one decision (a retried activity writes nothing twice)."""
-        row = {
-            "contact_id": decision.contact_id,
-            "decided_at": decision.decided_at,
-            "occurrence": decision.occurrence,
-            "ruleset_version": decision.ruleset_version,
-            "actions": [a.model_dump(mode="json") for a in decision.actions],
-            "trace": [t.model_dump(mode="json") for t in decision.trace],
-            "explanation": explanation,
-        }
+        self.record_all([(decision, explanation)])
+
+    def record_all(self, decisions: Sequence[tuple[Decision, list[str]]]) -> None:
+        """Keep a step's decisions in one transaction (one commit, not one per decision)."""
+        rows = [
+            {
+                "contact_id": decision.contact_id,
+                "decided_at": decision.decided_at,
+                "occurrence": decision.occurrence,
+                "ruleset_version": decision.ruleset_version,
+                "actions": [a.model_dump(mode="json") for a in decision.actions],
+                "trace": [t.model_dump(mode="json") for t in decision.trace],
+                "explanation": explanation,
+            }
+            for decision, explanation in decisions
+        ]
+        if not rows:
+            return
         with self._sessions.begin() as session:
-            insert_ignore(session, DecisionRow, [row])
+            insert_ignore(session, DecisionRow, rows)
 
     def recent(self, contact_id: str, limit: int = 10) -> list[DecisionRow]:
         """The contact's latest decisions, newest first."""

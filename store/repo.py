@@ -88,15 +88,19 @@ class Store:
 
     # ---- ingestion -------------------------------------------------------------------------
 
-    def accept(self, events: Sequence[IncomingEvent]) -> AcceptResult:
+    def accept(
+        self, events: Sequence[IncomingEvent], *, urgent: frozenset[str] = frozenset()
+    ) -> AcceptResult:
         """Store new events once, resolve identities, queue deliveries; all or nothing.
 
-        Raises ``StoreUnavailable`` when the database cannot be reached.
+        Track events named in ``urgent`` (hand-raisers) list their contacts in the result's
+        ``urgent_contact_ids``, for the relay to deliver first. Raises ``StoreUnavailable``
+        when the database cannot be reached.
         """
         for attempt in range(3):
             try:
                 with self._sessions.begin() as session:
-                    return Acceptor(session, self.contact_id_for).run(events)
+                    return Acceptor(session, self.contact_id_for, urgent).run(events)
             except IntegrityError:
                 # A concurrent accept stored one of these messageIds first: the next pass
                 # sees it as a duplicate.
