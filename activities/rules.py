@@ -8,9 +8,6 @@ produced, so a demo request that enrolls Demo Follow-up also pre-empts nurture i
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Hashable
-from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.definitions_cache import DefinitionsCache
 from models.decisions import ActiveEnrollment, Decision, PastEnrollment, explain_decision
 from models.rules_io import DecideStepInput, DecideStepResult, PinnedJourney
 from revops.definitions import parse_definition
@@ -72,10 +70,10 @@ class RulesActivities:
         self._registry = Registry(store)
         self._log = DecisionLog(store)
         self._config_dir = config_dir
-        self._journeys_dir = journeys_dir
         self._catalog = JourneyCatalog(self._registry, journeys_dir)
-        self._cached: tuple[Hashable, RulesEngine, dict[str, PinnedJourney]] | None = None
-        self._cache_lock = threading.Lock()
+        self._cache: DefinitionsCache[tuple[RulesEngine, dict[str, PinnedJourney]]] = (
+            DefinitionsCache(self._registry, [config_dir, journeys_dir])
+        )
 
     def _policies(self) -> Policies:
         row = self._registry.active("policies", "default")
@@ -90,31 +88,14 @@ class RulesActivities:
         return policies
 
     def engine(self) -> tuple[RulesEngine, dict[str, PinnedJourney]]:
-        """The compiled engine for the active definitions, and those definitions.
+        """The compiled engine for the active definitions, and those definitions (cached
+        until a deploy, a rollback or a definition file changes them)."""
+        return self._cache.get(self._compile)
 
-        Re-reading every definition costs far more than a decision, so the answer is kept
-        until a deploy or rollback moves the registry's revision or a definition file changes
-        (one query and a few ``stat`` calls per step).
-        """
-        key = self._definitions_key()
-        with self._cache_lock:
-            if self._cached is not None and self._cached[0] == key:
-                return self._cached[1], self._cached[2]
+    def _compile(self) -> tuple[RulesEngine, dict[str, PinnedJourney]]:
         journeys = self._catalog.pinned()
         enrollments = [JourneyCatalog.enrollment(j) for j in journeys.values()]
-        engine = compile_rules(enrollments, self._policies())
-        with self._cache_lock:
-            self._cached = (key, engine, journeys)
-        return engine, journeys
-
-    def _definitions_key(self) -> Hashable:
-        files = [self._config_dir / "policies.yaml", *sorted(self._journeys_dir.glob("*.yaml"))]
-        stamps = []
-        for path in files:
-            with suppress(FileNotFoundError):
-                stat = path.stat()
-                stamps.append((path.name, stat.st_mtime_ns, stat.st_size))
-        return self._registry.revision(), tuple(stamps)
+        return compile_rules(enrollments, self._policies()), journeys
 
     @activity.defn(name="decide_step")
     def decide_step(self, data: DecideStepInput) -> DecideStepResult:

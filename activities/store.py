@@ -10,6 +10,7 @@ from typing import Any
 
 from temporalio import activity
 
+from activities.definitions_cache import DefinitionsCache
 from models.activities import RecordStagesInput
 from models.changes import ContactChanges
 from models.contact import ContactConfig
@@ -38,10 +39,16 @@ class ContactActivities:
         self._handoff_task_queue = handoff_task_queue
         self._history = History(store)
         self._registry = Registry(store)
+        self._cache: DefinitionsCache[ContactConfig] = DefinitionsCache(
+            self._registry, [config_dir]
+        )
 
     @activity.defn(name="load_contact_config")
     def load_contact_config(self) -> ContactConfig:
         """The current definitions bundle, and where the sales handoff runs (worker settings)."""
+        return self._cache.get(self._build_config)
+
+    def _build_config(self) -> ContactConfig:
         config = load_contact_config(self._config_dir, self._active_body, **self._overrides)
         if self._handoff_task_queue is None or "handoff_task_queue" in self._overrides:
             return config
