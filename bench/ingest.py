@@ -64,6 +64,10 @@ REVOPS = str(Path(sys.executable).parent / "revops")
 WRITE_KEY = "bench-write-key"
 ID_SECRET = "bench-id-secret"
 BEHAVIOURS = ("Email Opened", "Case Study Viewed", "Webinar Registered", "Demo Requested")
+BROWSING = ("Email Opened", "Case Study Viewed", "Email Clicked", "Content Viewed")
+"""The ``realistic`` mix: most contacts only browse and read mail; every 10th registers for a
+webinar (a journey), every 20th requests a demo (a handoff and a journey). ``converting``: every
+contact does both (the worst case: each one starts journeys, a handoff and sends mail)."""
 PAGES = ("Pricing", "Security", "Integrations", "Blog")
 GATEWAY_ENV = {"REVOPS_LOG_LEVEL": os.environ.get("BENCH_GATEWAY_LOG_LEVEL", "WARNING")}
 
@@ -198,7 +202,18 @@ async def baseline(client: Client, events: int, contacts: int) -> Figures:
 # ---- (b) through the gateway ------------------------------------------------------------------
 
 
-def calls_for(contact: int, count: int, start: datetime) -> list[dict[str, Any]]:
+def _behaviour(contact: int, i: int, mix: str) -> str:
+    """The track event a contact sends at position ``i`` (see BROWSING for the mixes)."""
+    if mix == "converting":
+        return BEHAVIOURS[i % 4]
+    if i == 7 and contact % 20 == 0:
+        return "Demo Requested"
+    if i == 2 and contact % 10 == 0:
+        return "Webinar Registered"
+    return BROWSING[i % 4]
+
+
+def calls_for(contact: int, count: int, start: datetime, mix: str) -> list[dict[str, Any]]:
     """A contact's calls: an anonymous pricing view, identify, then tracks and page views."""
     user, anonymous = f"bench-user-{contact}", f"bench-anon-{contact}"
     at = [(start + timedelta(seconds=i)).isoformat() for i in range(count)]
@@ -219,7 +234,7 @@ def calls_for(contact: int, count: int, start: datetime) -> list[dict[str, Any]]
     ]
     for i in range(2, count):
         if i % 3:
-            calls.append({"type": "track", "userId": user, "event": BEHAVIOURS[i % 4]})
+            calls.append({"type": "track", "userId": user, "event": _behaviour(contact, i, mix)})
         else:
             calls.append({"type": "page", "userId": user, "name": PAGES[i % 4]})
         calls[-1].update(timestamp=at[i], properties={"path": f"/p/{i}", "n": i})
@@ -228,11 +243,11 @@ def calls_for(contact: int, count: int, start: datetime) -> list[dict[str, Any]]
     return calls[:count]
 
 
-def interleaved(events: int, contacts: int) -> list[dict[str, Any]]:
+def interleaved(events: int, contacts: int, mix: str) -> list[dict[str, Any]]:
     """All contacts active at once: each contact's calls in order, contacts interleaved."""
     per_contact = events // contacts
     start = datetime.now(UTC) - timedelta(hours=1)
-    streams = [calls_for(c, per_contact, start) for c in range(contacts)]
+    streams = [calls_for(c, per_contact, start, mix) for c in range(contacts)]
     return [stream[i] for i in range(per_contact) for stream in streams]
 
 
@@ -438,7 +453,7 @@ async def through_gateway(
 ) -> Figures:
     """Accept and delivery of ``args.events`` events through the gateway."""
     phase.folder.mkdir(parents=True, exist_ok=True)
-    calls = interleaved(args.events, args.contacts)
+    calls = interleaved(args.events, args.contacts, args.mix)
     per_contact = len(calls) // args.contacts
     async with gateway_stack(client, address, phase, args.profile) as (url, store):
         expected = {
@@ -489,7 +504,8 @@ def report(base: Figures, stub: Figures, full: Figures | None, args: argparse.Na
     """Print the figures and their ratios to the baseline."""
     print(
         f"dev server on SQLite, {os.cpu_count()} cores; {stub.events} events over "
-        f"{args.contacts} contacts, batches of {args.batch}, {args.senders} senders"
+        f"{args.contacts} contacts ({args.mix} mix), batches of {args.batch}, "
+        f"{args.senders} senders"
     )
     print(
         f"{'(a) baseline signal-with-start':32}: {base.rate:8.0f} events/s  ({base.events} events)"
@@ -510,6 +526,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--contacts", type=int, default=1_000)
     parser.add_argument("--batch", type=int, default=100, help="calls per /v1/batch request")
+    parser.add_argument(
+        "--mix",
+        choices=("realistic", "converting"),
+        default="realistic",
+        help="realistic: 1 in 20 contacts requests a demo; converting: every contact does",
+    )
     parser.add_argument("--senders", type=int, default=4, help="requests in flight")
     parser.add_argument("--baseline-events", type=int, default=None, help="default: --events")
     parser.add_argument("--timeout", type=float, default=600, help="give up after (seconds)")
