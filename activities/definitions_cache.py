@@ -3,13 +3,15 @@
 Reading every definition (YAML files, registry rows) and validating it costs far more than
 what activities do with it (one rules decision is about 0.2 ms; re-reading was about 7 ms),
 and every contact step needs them. The cache key is the registry's revision (it moves on every
-deploy and rollback) and the size and mtime of each definition file: one query and a few
-``stat`` calls per use.
+deploy and rollback) and the size and mtime of each definition file, checked at most once per
+``recheck_seconds`` (one query and a few ``stat`` calls): a deploy is seen within a second.
+One thread builds while the others wait for its result, so a cold start compiles once.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Hashable, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -25,22 +27,29 @@ T = TypeVar("T")
 class DefinitionsCache(Generic[T]):
     """Builds once per version of the definitions; safe to share between activity threads."""
 
-    def __init__(self, registry: Registry, folders: Sequence[Path]) -> None:
+    def __init__(
+        self, registry: Registry, folders: Sequence[Path], *, recheck_seconds: float = 1.0
+    ) -> None:
         self._registry = registry
         self._folders = list(folders)
+        self._recheck = recheck_seconds
         self._lock = threading.Lock()
         self._cached: tuple[Hashable, T] | None = None
+        self._checked_at = float("-inf")
 
     def get(self, build: Callable[[], T]) -> T:
         """The cached value, or ``build()`` when the definitions changed since it was built."""
-        key = self._key()
         with self._lock:
-            if self._cached is not None and self._cached[0] == key:
-                return self._cached[1]
-        value = build()  # outside the lock: a slow build does not hold up other threads
-        with self._lock:
+            cached = self._cached
+            if cached is not None and time.monotonic() - self._checked_at < self._recheck:
+                return cached[1]
+            key = self._key()
+            self._checked_at = time.monotonic()
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            value = build()  # under the lock: concurrent callers wait for this one build
             self._cached = (key, value)
-        return value
+            return value
 
     def _key(self) -> Hashable:
         stamps = []

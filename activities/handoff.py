@@ -21,6 +21,7 @@ from typing import Any
 
 from temporalio import activity
 
+from activities.definitions_cache import DefinitionsCache
 from activities.effects import EffectActivities
 from models.effects import (
     EffectRequest,
@@ -66,9 +67,16 @@ class HandoffActivities:
         self._routing = RoutingBook(store)
         self._sla = SlaBook(store)
         self._registry = Registry(store)
+        self._cache: DefinitionsCache[HandoffConfig] = DefinitionsCache(
+            self._registry, [config_dir]
+        )
 
     def load_config(self) -> HandoffConfig:
-        """The deployed routing definition (else ``config/routing.yaml``) and handoff settings."""
+        """The deployed routing definition (else ``config/routing.yaml``) and handoff settings
+        (cached until they change: parsing them costs more than routing a lead)."""
+        return self._cache.get(self._read_config)
+
+    def _read_config(self) -> HandoffConfig:
         row = self._registry.active("routing", "default")
         if row is not None:
             routing = parse_definition("routing", row.body, f"deployed routing v{row.version}")

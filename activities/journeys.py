@@ -20,6 +20,7 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.definitions_cache import DefinitionsCache
 from models.contact import Consent
 from models.decisions import (
     ActiveEnrollment,
@@ -52,9 +53,13 @@ class JourneyActivities:
         self._log = JourneyLog(store)
         self._decisions = DecisionLog(store)
         self._registry = Registry(store)
+        self._cache: DefinitionsCache[Policies] = DefinitionsCache(self._registry, [config_dir])
 
     def _policies(self) -> Policies:
-        """Deployed policies, else ``config/policies.yaml``."""
+        """Deployed policies, else ``config/policies.yaml`` (cached until they change)."""
+        return self._cache.get(self._read_policies)
+
+    def _read_policies(self) -> Policies:
         row = self._registry.active("policies", "default")
         if row is not None:
             return parse_policies(row.body, f"deployed policies v{row.version}")

@@ -37,7 +37,7 @@ __all__ = [
 T = TypeVar("T")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages stay one line: greppable
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -39,7 +39,7 @@ scoring_app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages stay one line: greppable
 
 _DEFAULT_LISTS = Path("config/lists.yaml")
 _BAR_FROM = 50_000  # events; shorter runs finish before a bar is worth drawing

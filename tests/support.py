@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from gateway.relay import Relay
@@ -115,7 +116,16 @@ async def save_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
     """With REVOPS_CAPTURE_HISTORIES=1, keep this run's history for the replay test."""
     if os.environ.get("REVOPS_CAPTURE_HISTORIES") != "1":
         return
-    history = await handle.fetch_history()
+    settled = {
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+    }
+    for _ in range(50):  # a run that just began (after continue-as-new) has nothing to replay
+        history = await handle.fetch_history()
+        if len(history.events) > 3 and history.events[-1].event_type in settled:
+            break
+        await asyncio.sleep(0.1)
     target = Path(__file__).parent / "histories" / f"{name}.json"
     target.write_text(history.to_json(), encoding="utf-8")
 

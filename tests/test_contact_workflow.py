@@ -99,7 +99,7 @@ async def test_continue_as_new_keeps_state_and_still_ignores_seen_message_ids(
 ) -> None:
     first = track("u-can", "Signed Up", message_id="m-can-first")
     async with running_worker(
-        env.client, store, settings, children=False, history_limit=40
+        env.client, store, settings, children=False, history_limit=20
     ) as relay:
         await send(store, relay, first)
         handle = handle_for(env.client, store, "u-can")

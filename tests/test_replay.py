@@ -7,6 +7,7 @@ Capture new ones with ``REVOPS_CAPTURE_HISTORIES=1 .venv/bin/python -m pytest te
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -27,5 +28,8 @@ def test_histories_are_committed() -> None:
 async def test_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
     replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    # A history the replayer cannot finish (one cut off mid-task) must fail, not hang CI.
+    result = await asyncio.wait_for(
+        replayer.replay_workflow(history, raise_on_replay_failure=True), timeout=60
+    )
     assert result.replay_failure is None

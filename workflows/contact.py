@@ -353,32 +353,38 @@ class ContactWorkflow:
         self._overrides.clear()
 
     async def _store_call(
-        self, name: str, argument: Any, result_type: type[Any] | None, summary: str
+        self,
+        name: str,
+        argument: Any,
+        result_type: type[Any] | None,
+        summary: str,
+        *,
+        local: bool | None = None,
     ) -> Any:
         """A step's short store call: a local activity (no trip through the server's queue)
         for runs with the ``local-step-activities-v1`` patch, a regular one before it."""
-        if self._local:
+        args = [] if argument is None else [argument]
+        if self._local if local is None else local:
             return await workflow.execute_local_activity(
                 name,
-                argument,
+                args=args,
                 start_to_close_timeout=_STORE_TIMEOUT,
                 result_type=result_type,
                 summary=summary,
             )
         return await workflow.execute_activity(
             name,
-            argument,
+            args=args,
             start_to_close_timeout=_STORE_TIMEOUT,
             result_type=result_type,
             summary=summary,
         )
 
     async def _load_config(self) -> ContactConfig:
-        config: ContactConfig = await workflow.execute_activity(
-            "load_contact_config",
-            start_to_close_timeout=_STORE_TIMEOUT,
-            result_type=ContactConfig,
-            summary="load definitions",
+        # Loading the definitions became local later than the step's calls: its own patch.
+        local = self._local and workflow.patched("local-config-load-v1")
+        config: ContactConfig = await self._store_call(
+            "load_contact_config", None, ContactConfig, "load definitions", local=local
         )
         return config
 
