@@ -116,14 +116,10 @@ async def save_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
     """With REVOPS_CAPTURE_HISTORIES=1, keep this run's history for the replay test."""
     if os.environ.get("REVOPS_CAPTURE_HISTORIES") != "1":
         return
-    settled = {
-        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
-        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
-    }
+    completed = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
     for _ in range(50):  # a run that just began (after continue-as-new) has nothing to replay
         history = await handle.fetch_history()
-        if len(history.events) > 3 and history.events[-1].event_type in settled:
+        if any(e.event_type == completed for e in history.events):
             break
         await asyncio.sleep(0.1)
     target = Path(__file__).parent / "histories" / f"{name}.json"

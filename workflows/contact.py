@@ -81,6 +81,7 @@ class ContactWorkflow:
         self._derive = False
         self._decide = False
         self._local = False
+        self._published: list[tuple[str, str | None]] | None = None
         self._children = Children(self._state)
         self._requests: list[JourneyRequest] = []
         self._handoff_updates: list[HandoffUpdate] = []
@@ -397,6 +398,10 @@ class ContactWorkflow:
         handoff = self._state.handoff
         if self._decide and handoff is not None and handoff.owner:
             updates.append(OWNER.value_set(handoff.owner))
+        published = [(u.key.name, u.value) for u in updates]
+        if published == self._published and workflow.patched("publish-on-change-v1"):
+            return  # unchanged: an upsert would only add a history event
+        self._published = published
         workflow.upsert_search_attributes(updates)
 
     def _should_continue_as_new(self) -> bool:
