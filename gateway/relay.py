@@ -12,7 +12,10 @@ the next drain, and a contact's chunks go one after another: a failure leaves th
 the ones after it pending, never a gap.
 Hand-raisers skip the queue: the gateway names their contacts (``expedite``) and an express
 lane delivers each of them at once, beside the running pass, without waiting for its
-concurrency slots; one delivery per contact at a time keeps the order.
+concurrency slots; one delivery per contact at a time keeps the order. The express lane also
+gives the contact's workflow task priority 1, so the step that starts the handoff does not wait
+behind the ordinary backlog of the workers' queue either. (``drain_once`` for one contact is
+that express delivery.)
 While Temporal is unreachable the relay backs off (up to ``backoff_max``) and retries; nothing
 is lost because nothing leaves the outbox until Temporal acknowledged it.
 """
@@ -27,8 +30,14 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from google.protobuf.field_mask_pb2 import FieldMask
+from temporalio.api.common.v1 import Priority as ApiPriority
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflow.v1 import WorkflowExecutionOptions
+from temporalio.api.workflowservice.v1 import UpdateWorkflowExecutionOptionsRequest
 from temporalio.client import Client
 from temporalio.common import (
+    Priority,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -45,11 +54,14 @@ from revops.logging import get_logger
 from store.lease import RelayLease, try_relay_lease
 from store.repo import OutboxItem, Store
 
-__all__ = ["Relay", "deliver"]
+__all__ = ["URGENT", "Relay", "deliver", "raise_priority"]
 
 log = get_logger(__name__)
 
 _RPC_TIMEOUT = timedelta(seconds=10)
+URGENT_KEY = 1
+URGENT = Priority(priority_key=URGENT_KEY)
+"""Task priority of hand-raisers' contact workflows (1 is the highest; the default is 3)."""
 _LEASE_CHECK_SECONDS = 1.0
 
 
@@ -59,8 +71,11 @@ async def deliver(
     contact_id: str,
     items: list[OutboxItem],
     config_version: str | None = None,
+    priority: Priority = Priority.default,
 ) -> None:
     """Signal-with-start the contact's workflow with one batch of its events.
+
+    ``priority`` applies when this starts the workflow (a running one keeps its own).
 
     A contact whose workflow completed (merged into another) is not started again: Temporal
     refuses with WorkflowAlreadyStartedError, which the relay treats as delivered.
@@ -78,8 +93,34 @@ async def deliver(
         ],
         search_attributes=TypedSearchAttributes([SearchAttributePair(CONTACT_ID, contact_id)]),
         static_summary="contact (opaque id)",
+        priority=priority,
         rpc_timeout=_RPC_TIMEOUT,
     )
+
+
+async def raise_priority(client: Client, contact_id: str) -> None:
+    """Give a hand-raiser's running workflow task priority 1 from now on.
+
+    Its next workflow task (the one applying the demo request and starting the handoff) is
+    then dispatched ahead of the ordinary backlog of the contact's queue, instead of behind
+    it. Hand-raisers keep it: they are the contacts sales is waiting for. Best effort: a
+    contact with no workflow yet gets the priority when the delivery starts it.
+    """
+    request = UpdateWorkflowExecutionOptionsRequest(
+        namespace=client.namespace,
+        workflow_execution=WorkflowExecution(workflow_id=contact_workflow_id(contact_id)),
+        workflow_execution_options=WorkflowExecutionOptions(
+            priority=ApiPriority(priority_key=URGENT_KEY)
+        ),
+        update_mask=FieldMask(paths=["priority"]),
+    )
+    try:
+        await client.workflow_service.update_workflow_execution_options(
+            request, timeout=_RPC_TIMEOUT
+        )
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            log.warning("raise_priority_failed", contact_id=contact_id, error=str(exc))
 
 
 async def _notify_merged(client: Client, contact_id: str, merged_into: str) -> None:
@@ -233,7 +274,7 @@ class Relay:
         # An urgent delivery does not queue for the pass's concurrency slots.
         async with self._owning(contact_id), contextlib.nullcontext() if urgent else self._limit:
             for position, chunk in enumerate(chunks):
-                error = await self._send(contact_id, chunk)
+                error = await self._send(contact_id, chunk, urgent)
                 if error:
                     outcome.failed = [i.outbox_id for c in chunks[position:] for i in c]
                     outcome.failed += [i.outbox_id for i in items if i.merged_into]
@@ -247,10 +288,13 @@ class Relay:
                 outcome.error = outcome.error or error
         return outcome
 
-    async def _send(self, contact_id: str, chunk: list[OutboxItem]) -> str:
+    async def _send(self, contact_id: str, chunk: list[OutboxItem], urgent: bool = False) -> str:
         """Deliver one chunk; returns the error, or "" when Temporal has it."""
         try:
-            await deliver(self._client, self._task_queue, contact_id, chunk)
+            if urgent:
+                await raise_priority(self._client, contact_id)
+            priority = URGENT if urgent else Priority.default
+            await deliver(self._client, self._task_queue, contact_id, chunk, priority=priority)
         except WorkflowAlreadyStartedError:
             log.warning("contact_closed_events_dropped", contact_id=contact_id, events=len(chunk))
         except (RPCError, RuntimeError) as exc:

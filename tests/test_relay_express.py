@@ -10,6 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from gateway.relay import Relay
 from gateway.urgent import HandRaiserEvents
+from revops.ids import contact_workflow_id
 from revops.settings import Settings
 from revops.yamlio import read_yaml
 from store.registry import Registry
@@ -88,3 +89,30 @@ async def _delivered(store: Store, contact_id: str | None = None) -> int:
         query = query.where(OutboxRow.contact_id == contact_id)
     with store.engine.connect() as connection:
         return len(list(connection.scalars(query)))
+
+
+async def test_a_hand_raisers_workflow_gets_task_priority_one_ordinary_ones_keep_the_default(
+    env: WorkflowEnvironment, store: Store, settings: Settings
+) -> None:
+    relay = Relay(store, env.client, settings.task_queue)
+    urgent = frozenset({"Demo Requested"})
+    store.accept([track("x-prio-known", "Page Viewed"), track("x-prio-plain", "Page Viewed")])
+    await relay.drain_once()  # both workflows exist, with the default priority
+    raised = store.accept(
+        [track("x-prio-known", "Demo Requested"), track("x-prio-new", "Demo Requested")],
+        urgent=urgent,
+    )
+    for contact_id in raised.urgent_contact_ids:
+        await relay.drain_once(contact_id)  # what the express lane runs
+    keys = {
+        user: await _priority_key(env, store.contact_id_for(user))
+        for user in ("x-prio-known", "x-prio-new", "x-prio-plain")
+    }
+    assert keys == {"x-prio-known": 1, "x-prio-new": 1, "x-prio-plain": 0}
+
+
+async def _priority_key(env: WorkflowEnvironment, contact_id: str) -> int:
+    """The workflow's priority key as the server keeps it (0: unset, i.e. the default)."""
+    description = await env.client.get_workflow_handle(contact_workflow_id(contact_id)).describe()
+    key: int = description.raw_description.workflow_execution_info.priority.priority_key
+    return key
