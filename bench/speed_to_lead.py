@@ -73,7 +73,16 @@ REPO = Path(__file__).resolve().parent.parent
 REVOPS = str(Path(sys.executable).parent / "revops")
 ID_SECRET = "bench-id-secret"
 QUEUE, PRIORITY_QUEUE = "bench", "bench-priority"
-ORDINARY = ("Page Viewed", "Email Opened", "Case Study Viewed", "Webinar Registered")
+ORDINARY = ("Page Viewed", "Email Opened", "Case Study Viewed", "Email Clicked", "Content Viewed")
+"""Ordinary traffic, as in bench/ingest.py's realistic mix: browsing and mail, plus one webinar
+registration (a journey and its emails) in every hundred events."""
+
+
+def ordinary(n: int) -> str:
+    """The n-th ordinary event's name."""
+    return "Webinar Registered" if n % 100 == 99 else ORDINARY[n % len(ORDINARY)]
+
+
 CONTACT = re.compile(r"\(contact (c[0-9a-f]+), handoff")
 WAYS = ("priority queue", "shared queue", "shared + key 1")
 HAND_RAISERS = frozenset({"Demo Requested"})
@@ -343,8 +352,7 @@ async def background_load(
         while not stop.is_set():
             size = max(1, round(rate * tick))
             batch = [
-                event(f"bench-load-{(n + i) % contacts}", ORDINARY[(n + i) % len(ORDINARY)])
-                for i in range(size)
+                event(f"bench-load-{(n + i) % contacts}", ordinary(n + i)) for i in range(size)
             ]
             n += size
             await asyncio.to_thread(store.accept, batch)
@@ -394,7 +402,12 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--handraisers", type=int, default=20, help="per way and phase")
     parser.add_argument("--interval", type=float, default=0.4, help="seconds between them")
-    parser.add_argument("--load-rate", type=float, default=40, help="ordinary events/s")
+    parser.add_argument(
+        "--load-rate",
+        type=float,
+        default=45,
+        help="ordinary events/s (half the delivery rate bench/ingest.py measures here)",
+    )
     parser.add_argument("--contacts", type=int, default=300, help="contacts the load spreads over")
     parser.add_argument("--ramp", type=float, default=4.0, help="load seconds before measuring")
     parser.add_argument("--timeout", type=float, default=30.0, help="wait per phase (s)")
