@@ -180,8 +180,7 @@ class Relay:
         self._active = False
         self._urgent: dict[str, None] = {}
         self._urgent_wake = asyncio.Event()
-        self._delivering: set[str] = set()
-        self._turns = asyncio.Condition()
+        self._owners: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @property
     def client(self) -> Client:
@@ -252,16 +251,19 @@ class Relay:
     async def _owning(self, contact_id: str) -> AsyncIterator[None]:
         """One delivery per contact at a time (the pass and the express lane), so its signals
         go out in outbox order; a lane that read items the other just sent sends them again,
-        and the workflow drops the repeated messageIds."""
-        async with self._turns:
-            await self._turns.wait_for(lambda: contact_id not in self._delivering)
-            self._delivering.add(contact_id)
+        and the workflow drops the repeated messageIds. Only the lock's acquire awaits, so a
+        cancelled delivery always lets go of the contact."""
+        lock, users = self._owners.get(contact_id, (asyncio.Lock(), 0))
+        self._owners[contact_id] = (lock, users + 1)
         try:
-            yield
+            async with lock:
+                yield
         finally:
-            async with self._turns:
-                self._delivering.discard(contact_id)
-                self._turns.notify_all()
+            lock, users = self._owners[contact_id]
+            if users == 1:
+                del self._owners[contact_id]
+            else:
+                self._owners[contact_id] = (lock, users - 1)
 
     async def _deliver_contact(
         self, contact_id: str, items: list[OutboxItem], urgent: bool = False
