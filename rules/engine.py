@@ -279,16 +279,19 @@ def _plain(fact: Any) -> Fact:
     return {k: v for k, v in dict(fact).items() if k not in ("sid", "id", _JOIN)}
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _json_safe(value: Any) -> Any:
     """Numbers durable_rules' JSON parser reads: it fails (error 204) on exponent notation.
 
     Python writes floats below 1e-4 or from 1e16 as ``1e-06`` / ``1e+16``; a few seconds
     of ``sales_days_ago`` is enough to produce one. Tiny values become 0, huge ones are capped.
     """
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, dict):  # on the hot path: plain values are not recursed into
+        return {k: v if type(v) in _PLAIN else _json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(v) for v in value]
+        return [v if type(v) in _PLAIN else _json_safe(v) for v in value]
     if isinstance(value, float):
         if abs(value) < 1e-4:
             return 0.0
