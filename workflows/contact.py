@@ -365,15 +365,9 @@ class ContactWorkflow:
         """A step's short store call: a local activity (no trip through the server's queue)
         for runs with the ``local-step-activities-v1`` patch, a regular one before it."""
         args = [] if argument is None else [argument]
-        if self._local if local is None else local:
-            return await workflow.execute_local_activity(
-                name,
-                args=args,
-                start_to_close_timeout=_STORE_TIMEOUT,
-                result_type=result_type,
-                summary=summary,
-            )
-        return await workflow.execute_activity(
+        run_local = self._local if local is None else local
+        call = workflow.execute_local_activity if run_local else workflow.execute_activity
+        return await call(
             name,
             args=args,
             start_to_close_timeout=_STORE_TIMEOUT,
