@@ -66,6 +66,7 @@ from revops.temporal import DATA_CONVERTER
 from rules import RulesEngine, compile_rules, live_sessions
 from starter.devserver import DevServer
 from store.repo import Store
+from worker import ACTIVITY_THREADS
 
 GOAL_PER_SECOND = 5_000
 GOAL_P99_MS = 5.0
@@ -73,7 +74,6 @@ ROUNDS = 3
 REPO = Path(__file__).resolve().parent.parent
 TASK_QUEUE = "rules-bench"
 WARM_UP_DECISIONS = 20
-ACTIVITY_THREADS = 16  # as worker.build_worker gives the real worker
 T0 = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
 ZONES = ("America/New_York", "Europe/London", "Asia/Tokyo", "America/Los_Angeles", "UTC")
 PAGES = ("Pricing Page Viewed", "Case Study Viewed", "Email Opened", "Page Viewed")
