@@ -89,10 +89,7 @@ workflow instance (half of a contact's start-up cost). Safe because those module
 mutable state; the workflow code itself still runs under the sandbox's restrictions."""
 
 ACTIVITY_THREADS = 16
-WORKFLOW_TASK_SLOTS = 24
-"""Workflow tasks one worker runs at once. Contact steps call local activities (store and
-rules) inside their task, so a task holds its slot until they finish: more slots than the
-activity threads can serve only makes every task slower, until tasks time out and are redone."""
+"""Threads for the synchronous (store) activities, local ones included."""
 
 
 def build_worker(client: Client, deps: WorkerDeps, *, task_queue: str | None = None) -> Worker:
@@ -104,7 +101,10 @@ def build_worker(client: Client, deps: WorkerDeps, *, task_queue: str | None = N
         activities=deps.activities(),
         activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
         workflow_runner=WORKFLOW_RUNNER,
-        max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
+        # Contact steps run local activities inside their task, so a task holds its slot
+        # until they finish. Few slots: the backlog waits in the server, where task priority
+        # orders it (a hand-raiser goes first), not inside a worker where every task slows.
+        max_concurrent_workflow_tasks=deps.settings.workflow_task_slots,
     )
 
 

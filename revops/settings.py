@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
     task_queue: str = "revops"
     priority_task_queue: str = "revops-priority"
+    workflow_task_slots: int = Field(
+        default=8,
+        ge=1,
+        description="workflow tasks one worker runs at once (each holds its slot while its "
+        "local activities run; fewer slots keep task priorities meaningful under load)",
+    )
     serve_priority_queue: bool = Field(
         default=True,
         description="also poll the priority queue; false on busy workers when dedicated "
