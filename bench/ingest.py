@@ -117,6 +117,7 @@ class Phase:
     task_queue: str
     id_secret: str
     real_worker: bool
+    workers: int = 1
 
 
 @dataclass
@@ -428,8 +429,10 @@ async def gateway_stack(
         if phase.real_worker:
             smtp_port = processes.enter_context(smtp_sink())
             worker_env = {**environ, "REVOPS_SMTP_PORT": str(smtp_port)}
-            log = phase.folder / "worker.log"
-            processes.enter_context(revops_process("worker", worker_env, log, profile))
+            for n in range(phase.workers):  # workers are stateless: more processes, more cores
+                log = phase.folder / f"worker-{n}.log"
+                worker_profile = profile if n == 0 else None
+                processes.enter_context(revops_process("worker", worker_env, log, worker_profile))
         gateway_env = {**environ, **GATEWAY_ENV}
         log = phase.folder / "gateway.log"
         processes.enter_context(revops_process("gateway", gateway_env, log, profile))
@@ -505,7 +508,7 @@ def report(base: Figures, stub: Figures, full: Figures | None, args: argparse.Na
     print(
         f"dev server on SQLite, {os.cpu_count()} cores; {stub.events} events over "
         f"{args.contacts} contacts ({args.mix} mix), batches of {args.batch}, "
-        f"{args.senders} senders"
+        f"{args.senders} senders, {args.workers} worker process(es)"
     )
     print(
         f"{'(a) baseline signal-with-start':32}: {base.rate:8.0f} events/s  ({base.events} events)"
@@ -533,6 +536,7 @@ def arguments() -> argparse.Namespace:
         help="realistic: 1 in 20 contacts requests a demo; converting: every contact does",
     )
     parser.add_argument("--senders", type=int, default=4, help="requests in flight")
+    parser.add_argument("--workers", type=int, default=1, help="revops worker processes in (b)")
     parser.add_argument("--baseline-events", type=int, default=None, help="default: --events")
     parser.add_argument("--timeout", type=float, default=600, help="give up after (seconds)")
     parser.add_argument("--keep", action="store_true", help="keep the logs and databases")
@@ -559,7 +563,7 @@ async def main() -> None:
             stub = await through_gateway(client, server.address, pipeline, args)
             full = None
             if not args.no_full:
-                real = Phase(folder / "full", "bench", ID_SECRET, True)
+                real = Phase(folder / "full", "bench", ID_SECRET, True, args.workers)
                 full = await through_gateway(client, server.address, real, args)
         finally:
             await server.astop()
