@@ -5,6 +5,7 @@ what activities do with it (one rules decision is about 0.2 ms; re-reading was a
 and every contact step needs them. The cache key is the registry's revision (it moves on every
 deploy and rollback) and the size and mtime of each definition file, checked at most once per
 ``recheck_seconds`` (one query and a few ``stat`` calls): a deploy is seen within a second.
+Callers whose result is pinned (the contact's definitions bundle) check every time.
 One thread builds while the others wait for its result, so a cold start compiles once.
 """
 

@@ -39,8 +39,10 @@ class ContactActivities:
         self._handoff_task_queue = handoff_task_queue
         self._history = History(store)
         self._registry = Registry(store)
+        # Checked on every load (no grace second): a contact pins what it loads until the next
+        # deploy signal, so a stale answer here would outlive the deploy, not just trail it.
         self._cache: DefinitionsCache[ContactConfig] = DefinitionsCache(
-            self._registry, [config_dir]
+            self._registry, [config_dir], recheck_seconds=0
         )
 
     @activity.defn(name="load_contact_config")
