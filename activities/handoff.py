@@ -21,7 +21,6 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.definitions_cache import DefinitionsCache
 from activities.effects import EffectActivities
 from models.effects import (
     EffectRequest,
@@ -47,6 +46,7 @@ from revops.definitions import KINDS, parse_definition
 from revops.handoff import load_handoff_settings
 from revops.handoff_notice import Composed, compose
 from revops.routing import RoutingConfig, load_routing
+from store.definitions_cache import DefinitionsCache
 from store.registry import Registry
 from store.repo import Store
 from store.routing_state import RoutingBook

@@ -20,7 +20,6 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.definitions_cache import DefinitionsCache
 from models.contact import Consent
 from models.decisions import (
     ActiveEnrollment,
@@ -32,9 +31,10 @@ from models.decisions import (
 )
 from models.journeys import CheckSendInput, CheckSendResult, JourneyRecord
 from revops.errors import ConfigError
-from revops.policies import Policies, load_policies, parse_policies
+from revops.policies import Policies
 from rules import compile_rules
 from store.decisions import DecisionLog
+from store.definitions_cache import DefinitionsCache, active_definition
 from store.effects import Ledger
 from store.journeys import JourneyLog, summarise
 from store.registry import Registry
@@ -60,10 +60,9 @@ class JourneyActivities:
         return self._cache.get(self._read_policies)
 
     def _read_policies(self) -> Policies:
-        row = self._registry.active("policies", "default")
-        if row is not None:
-            return parse_policies(row.body, f"deployed policies v{row.version}")
-        return load_policies(self._config_dir / "policies.yaml")
+        policies = active_definition(self._registry, "policies", self._config_dir)
+        assert isinstance(policies, Policies)
+        return policies
 
     @activity.defn(name="check_send")
     def check_send(self, data: CheckSendInput) -> CheckSendResult:

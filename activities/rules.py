@@ -10,22 +10,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.definitions_cache import DefinitionsCache
 from models.decisions import ActiveEnrollment, Decision, PastEnrollment, explain_decision
 from models.rules_io import DecideStepInput, DecideStepResult, PinnedJourney
-from revops.definitions import parse_definition
 from revops.enrollment import JourneyEnrollment, parse_enrollment
 from revops.errors import ConfigError
 from revops.policies import Policies
 from revops.yamlio import read_yaml
 from rules import RulesEngine, compile_rules
 from store.decisions import DecisionLog
+from store.definitions_cache import DefinitionsCache, active_definition
 from store.registry import Registry
 from store.repo import Store
 
@@ -76,14 +74,7 @@ class RulesActivities:
         )
 
     def _policies(self) -> Policies:
-        row = self._registry.active("policies", "default")
-        if row is not None:
-            data: Any = row.body
-            source = f"deployed policies v{row.version}"
-        else:
-            path = self._config_dir / "policies.yaml"
-            data, source = read_yaml(path), str(path)
-        policies = parse_definition("policies", data, source)
+        policies = active_definition(self._registry, "policies", self._config_dir)
         assert isinstance(policies, Policies)
         return policies
 

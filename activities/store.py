@@ -10,11 +10,11 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.definitions_cache import DefinitionsCache
 from models.activities import RecordStagesInput
 from models.changes import ContactChanges
 from models.contact import ContactConfig
 from revops.config import load_contact_config
+from store.definitions_cache import DefinitionsCache
 from store.history import History
 from store.registry import Registry
 from store.repo import Store

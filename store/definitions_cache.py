@@ -18,11 +18,27 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from pydantic import BaseModel
+
+from revops.definitions import KINDS, parse_definition
+from revops.yamlio import read_yaml
 from store.registry import Registry
 
-__all__ = ["DefinitionsCache"]
+__all__ = ["DefinitionsCache", "active_definition"]
 
 T = TypeVar("T")
+
+
+def active_definition(registry: Registry, kind: str, config_dir: Path) -> BaseModel:
+    """The deployed ``kind/default``, else the file shipped in ``config_dir``, validated.
+
+    Raises ``ConfigError`` naming the source when it does not validate.
+    """
+    row = registry.active(kind, "default")
+    if row is not None:
+        return parse_definition(kind, row.body, f"deployed {kind} v{row.version}")
+    path = config_dir / KINDS[kind].filename
+    return parse_definition(kind, read_yaml(path), str(path))
 
 
 class DefinitionsCache(Generic[T]):
