@@ -9,19 +9,35 @@
   ``EffectActivities.send_effect`` (ledger claim first; key
   ``<contact>/<handoff>/<what>/<channel>``), so a retried notice never posts twice. It looks
   the contact's user id up in the store for the "see more" command: the workflow only knows
-  the opaque contact id.
+  the opaque contact id. With a Slack signing secret set, the owner's Slack notice (assigned,
+  reminder) carries Accept and "Reject with reason" controls (``handoff.slack``; the reasons
+  are the recycle policy's for a rejection), answered by the gateway's Slack interaction
+  endpoint; without one nothing could verify a click, so the notice has no controls.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 
 from activities.effects import EffectActivities
+from definitions import HANDOFF, RECYCLE, ROUTING, Definitions
+from handoff.contract import (
+    AssignRequest,
+    AssignResult,
+    Notice,
+    NoticeResult,
+    RecordResult,
+    ReleaseRequest,
+    ReleaseResult,
+    SlaRecord,
+)
+from handoff.notice import Composed, compose
+from handoff.settings import HandoffConfig, NoticeChannel
+from handoff.slack import LeadRef, action_blocks
 from models.effects import (
     EffectRequest,
     EffectResult,
@@ -30,61 +46,39 @@ from models.effects import (
     TaskPayload,
     WebhookPayload,
 )
-from models.handoff import (
-    AssignRequest,
-    AssignResult,
-    HandoffConfig,
-    Notice,
-    NoticeChannel,
-    NoticeResult,
-    RecordResult,
-    ReleaseRequest,
-    ReleaseResult,
-    SlaRecord,
-)
-from revops.definitions import KINDS, parse_definition
-from revops.handoff import load_handoff_settings
-from revops.handoff_notice import Composed, compose
-from revops.routing import RoutingConfig, load_routing
-from store.definitions_cache import DefinitionsCache
-from store.registry import Registry
 from store.repo import Store
 from store.routing_state import RoutingBook
 from store.sla import SlaBook
 
-__all__ = ["HANDOFF_FILE", "HandoffActivities"]
-
-HANDOFF_FILE = "handoff.yaml"
+__all__ = ["HandoffActivities"]
 
 
 class HandoffActivities:
     """Store, definitions and the send path for handoff workflows."""
 
-    def __init__(self, store: Store, config_dir: Path, effects: EffectActivities) -> None:
+    def __init__(
+        self,
+        store: Store,
+        definitions: Definitions,
+        effects: EffectActivities,
+        *,
+        slack_decisions: bool = True,
+    ) -> None:
         self._store = store
-        self._config_dir = config_dir
+        self._slack_decisions = slack_decisions
         self._effects = effects
         self._routing = RoutingBook(store)
         self._sla = SlaBook(store)
-        self._registry = Registry(store)
-        self._cache: DefinitionsCache[HandoffConfig] = DefinitionsCache(
-            self._registry, [config_dir]
+        self._config = definitions.memo(
+            lambda: HandoffConfig(
+                routing=definitions.get(ROUTING), settings=definitions.get(HANDOFF)
+            )
         )
+        self._reasons = definitions.memo(lambda: _reject_reasons(definitions))
 
     def load_config(self) -> HandoffConfig:
-        """The deployed routing definition (else ``config/routing.yaml``) and handoff settings
-        (cached until they change: parsing them costs more than routing a lead)."""
-        return self._cache.get(self._read_config)
-
-    def _read_config(self) -> HandoffConfig:
-        row = self._registry.active("routing", "default")
-        if row is not None:
-            routing = parse_definition("routing", row.body, f"deployed routing v{row.version}")
-            assert isinstance(routing, RoutingConfig)
-        else:
-            routing = load_routing(self._config_dir / KINDS["routing"].filename)
-        settings = load_handoff_settings(self._config_dir / HANDOFF_FILE)
-        return HandoffConfig(routing=routing, settings=settings)
+        """The active routing definition and handoff settings (deployed, else ``config/``)."""
+        return self._config.get()
 
     @activity.defn(name="assign_owner")
     def assign_owner(self, request: AssignRequest) -> AssignResult:
@@ -99,6 +93,7 @@ class HandoffActivities:
             handoff_id=request.handoff_id,
             step=request.step,
             tried=request.tried,
+            fresh=request.fresh,
         )
         return AssignResult(decision=decision, config=loaded)
 
@@ -106,7 +101,11 @@ class HandoffActivities:
     def release_owner(self, request: ReleaseRequest) -> ReleaseResult:
         """Free the owner's open lead (once per handoff)."""
         released = self._routing.release(
-            request.handoff_id, request.rep_id, request.reason, datetime.now(UTC)
+            request.handoff_id,
+            request.rep_id,
+            request.reason,
+            datetime.now(UTC),
+            stage=request.stage,
         )
         return ReleaseResult(released=released)
 
@@ -131,11 +130,38 @@ class HandoffActivities:
                     EffectResult(key=f"{notice.key}/email", status="skipped", detail=detail)
                 )
                 continue
-            requests.append(_request(notice, channel, context))
+            request = _request(notice, channel, context)
+            decidable = notice.kind in _DECIDABLE and bool(notice.brief.owner)
+            if channel == "slack" and decidable and self._slack_decisions:
+                request = self._with_controls(request, notice, words)
+            requests.append(request)
         if notice.webhook_url:
             requests.append(_webhook(notice, context))
         sent = await asyncio.gather(*(self._effects.send_effect(r) for r in requests))
         return NoticeResult(results=[*sent, *skipped])
+
+    def _with_controls(
+        self, request: EffectRequest, notice: Notice, words: Composed
+    ) -> EffectRequest:
+        """The owner's Slack notice with Accept and "Reject with reason" under the text."""
+        assert request.slack is not None
+        brief = notice.brief
+        ref = LeadRef(brief.contact_id, brief.handoff_id, brief.owner or notice.to.id)
+        blocks = action_blocks(words.text, ref, self._reasons.get())
+        slack = request.slack.model_copy(update={"blocks": blocks})
+        return request.model_copy(update={"slack": slack})
+
+
+_DECIDABLE = frozenset({"assigned", "reminder"})
+"""Notices to the lead's owner, who can accept or reject it from Slack."""
+
+
+def _reject_reasons(definitions: Definitions) -> list[str]:
+    """The reasons the recycle policy names for a rejection (a rep picks one in Slack), and
+    "Other", which takes the cause's own rule."""
+    rejected = definitions.get(RECYCLE).causes.get("rejected")
+    named = list(rejected.reasons) if rejected else []
+    return [*named, *(["Other"] if "other" not in {n.lower() for n in named} else [])]
 
 
 def _context(notice: Notice, words: Composed, user_id: str | None) -> dict[str, Any]:

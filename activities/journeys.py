@@ -2,9 +2,10 @@
 
 Before every send a journey asks the rules module again (``check_send``), because a lot can
 change during a 20-day journey: an unsubscribe, a bounce, sales outreach, other journeys'
-sends filling the weekly cap, quiet hours at the contact's local time. The request is built
-from the journey's latest facts and consent plus what only the store knows now (the stored
-consent, which the one-click unsubscribe updates at once; hard bounces and complaints; sales
+sends filling the weekly cap, quiet hours at the contact's local time, a suppression or hold
+list. The request is built from the journey's latest facts and consent plus what only the
+store knows now (the stored consent, which the one-click unsubscribe updates at once; list
+memberships, which ``revops lists add`` changes; hard bounces and complaints; sales
 outreach; the send ledger). The decision is kept with its trace in the decision log, so
 ``revops contacts why`` can say why an email did or did not go.
 
@@ -15,12 +16,13 @@ and the current policies is cached by the rules module.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from models.contact import Consent
+from audience.consent import Consent
+from definitions import LISTS, POLICIES, Definitions
+from journeys.contract import CheckSendInput, CheckSendResult, JourneyRecord
 from models.decisions import (
     ActiveEnrollment,
     ConsentFacts,
@@ -29,15 +31,13 @@ from models.decisions import (
     SendRequested,
     explain_decision,
 )
-from models.journeys import CheckSendInput, CheckSendResult, JourneyRecord
 from revops.errors import ConfigError
-from revops.policies import Policies
 from rules import compile_rules
+from rules.policies import Policies
 from store.decisions import DecisionLog
-from store.definitions_cache import DefinitionsCache, active_definition
 from store.effects import Ledger
+from store.history import History
 from store.journeys import JourneyLog, summarise
-from store.registry import Registry
 from store.repo import Store
 
 __all__ = ["JourneyActivities"]
@@ -46,23 +46,17 @@ __all__ = ["JourneyActivities"]
 class JourneyActivities:
     """Send-time checks and journey records; dependencies are given at construction."""
 
-    def __init__(self, store: Store, config_dir: Path) -> None:
+    def __init__(self, store: Store, definitions: Definitions) -> None:
         self._store = store
-        self._config_dir = config_dir
+        self._definitions = definitions
         self._ledger = Ledger(store)
         self._log = JourneyLog(store)
         self._decisions = DecisionLog(store)
-        self._registry = Registry(store)
-        self._cache: DefinitionsCache[Policies] = DefinitionsCache(self._registry, [config_dir])
+        self._history = History(store)
 
     def _policies(self) -> Policies:
         """Deployed policies, else ``config/policies.yaml`` (cached until they change)."""
-        return self._cache.get(self._read_policies)
-
-    def _read_policies(self) -> Policies:
-        policies = active_definition(self._registry, "policies", self._config_dir)
-        assert isinstance(policies, Policies)
-        return policies
+        return self._definitions.get(POLICIES)
 
     @activity.defn(name="check_send")
     def check_send(self, data: CheckSendInput) -> CheckSendResult:
@@ -78,7 +72,9 @@ class JourneyActivities:
         return _verdict(decision)
 
     def _request(self, data: CheckSendInput, policies: Policies) -> DecisionRequest:
-        facts = data.facts
+        lists = data.facts.lists | self._history.lists_of(data.contact_id)
+        facts = data.facts.model_copy(update={"lists": lists})
+        suppression = self._definitions.get(LISTS).suppression
         seen = (
             summarise((e.name, e.properties, e.at) for e in facts.events),
             self._log.deliverability(data.contact_id),
@@ -106,6 +102,7 @@ class JourneyActivities:
             ],
             last_sales_activity_at=max(last_sales) if last_sales else None,
             recent_marketing_sends=self._recent_sends(data, policies),
+            suppression_lists=sorted(suppression & lists),
             occurrence=SendRequested(
                 journey=journey.name,
                 step=data.step,

@@ -12,8 +12,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from models.facts import ContactFacts, EventRecord
-from revops.lists import ListsConfig, evaluate_memberships
+from audience.facts import ContactFacts, EventRecord
+from audience.lists import ListsConfig, evaluate_memberships
 
 EVENTS = (
     "Pricing Page Viewed",

@@ -47,6 +47,10 @@ from temporalio.common import RetryPolicy
 from temporalio.worker import Worker
 
 from activities.rules import RulesActivities
+from audience.facts import ContactFacts, EventRecord
+from contacts.contract import DecideStepInput
+from definitions import Definitions
+from journeys.enrollment import JourneyEnrollment, parse_enrollment
 from models.decisions import (
     ActiveEnrollment,
     ConsentFacts,
@@ -58,13 +62,11 @@ from models.decisions import (
     SendRequested,
     StageEntered,
 )
-from models.facts import ContactFacts, EventRecord
-from models.rules_io import DecideStepInput, DecideStepResult
-from revops.enrollment import JourneyEnrollment, parse_enrollment
-from revops.policies import Policies, parse_policies
 from revops.temporal import DATA_CONVERTER
 from rules import RulesEngine, compile_rules, live_sessions
+from rules.policies import Policies, parse_policies
 from starter.devserver import DevServer
+from store.registry import Registry
 from store.repo import Store
 from worker import ACTIVITY_THREADS
 
@@ -365,15 +367,14 @@ class RulesBenchWorkflow:
     @workflow.run
     async def run(self, indexes: list[int], local: bool) -> int:
         """Decide each input in turn; one attempt each, so a failure fails the bench, not hides."""
-        call = workflow.execute_local_activity if local else workflow.execute_activity
+        call = workflow.execute_local_activity_method if local else workflow.execute_activity_method
         for index in indexes:
             started = time.perf_counter()
             await call(
-                "decide_step",
+                RulesActivities.decide_step,
                 STEPS[index],
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=1),
-                result_type=DecideStepResult,
             )
             WAITS[workflow.info().workflow_id, index] = (time.perf_counter() - started) * 1000
         return len(indexes)
@@ -386,10 +387,12 @@ def _step(request: DecisionRequest) -> DecideStepInput:
 
 
 def _write_journeys(folder: Path) -> Path:
-    """The bench's journeys as YAML files: the catalog reads them on every activity call."""
+    """The bench's journeys as YAML library files (one wait step each: the catalog validates
+    whole definitions, the rules compile their enrollment part)."""
     folder.mkdir()
     for i, journey in enumerate(JOURNEYS):
-        (folder / f"journey-{i}.yaml").write_text(yaml.safe_dump(journey), encoding="utf-8")
+        definition = {**journey, "steps": [{"id": "wait", "wait": "1d"}]}
+        (folder / f"journey-{i}.yaml").write_text(yaml.safe_dump(definition), encoding="utf-8")
     return folder
 
 
@@ -481,7 +484,7 @@ async def activity_path(
     try:
         store = Store.open(f"sqlite:///{folder / 'revops.db'}", id_secret="bench")
         journeys = _write_journeys(folder / "journeys")
-        activities = RulesActivities(store, REPO / "config", journeys)
+        activities = RulesActivities(store, Definitions(Registry(store), REPO / "config", journeys))
         server = DevServer(folder / "temporal.db", port=_free_port(), ui_port=None)
         await server.astart()
         try:

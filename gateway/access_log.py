@@ -47,5 +47,6 @@ class AccessLog:
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 events=state.get("events"),
+                rejected=state.get("rejected"),
                 refusal=state.get("refusal"),
             )

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.segment import MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from revops.errors import StoreUnavailable
+from revops.metrics import EVENTS_REFUSED
 
 __all__ = [
     "MAX_DEPTH",
@@ -37,6 +38,7 @@ __all__ = [
     "GatewayError",
     "JsonRoute",
     "TrackingRoute",
+    "describe_errors",
     "install_error_handlers",
     "write_key_of",
 ]
@@ -77,6 +79,8 @@ class GatewayError(Exception):
 
 def _answer(error: GatewayError, request: Request) -> JSONResponse:
     request.state.refusal = error.body.code  # for the access log
+    if request.url.path.startswith("/v1/"):
+        EVENTS_REFUSED.labels(error.body.code).inc()
     return JSONResponse(
         error.body.model_dump(exclude_none=True),
         status_code=error.status,
@@ -231,16 +235,21 @@ def write_key_of(request: Request) -> str | None:
     return decoded.partition(":")[0] or None
 
 
-def check_write_key(request: Request, keys: Sequence[str]) -> None:
-    """GatewayError(401) unless the request carries one of ``keys``."""
-    key = write_key_of(request)
+def check_write_key(key: str | None, keys: Sequence[str]) -> None:
+    """GatewayError(401) unless ``key`` is one of ``keys``."""
     if key is None or not any(hmac.compare_digest(key.encode(), k.encode()) for k in keys):
         raise GatewayError(
             401,
             "unauthorized",
-            "a valid write key is required (HTTP Basic, the write key as user name)",
+            "a valid write key is required (HTTP Basic with the write key as user name, "
+            "or a writeKey field in the body)",
             headers={"WWW-Authenticate": 'Basic realm="revops"'},
         )
+
+
+def _keys(request: Request) -> Sequence[str]:
+    keys: Sequence[str] = request.app.state.settings.write_keys
+    return keys
 
 
 # ---- route classes ----------------------------------------------------------------------------
@@ -259,8 +268,8 @@ class JsonRoute(APIRoute):
     def check_body(self, request: Request, body: bytes) -> None:
         """Credentials that need the body, e.g. a signature (none by default)."""
 
-    def check_parsed(self, body: bytes, parsed: dict[str, Any]) -> None:
-        """Limits that need the parsed body (none by default)."""
+    def check_parsed(self, request: Request, body: bytes, parsed: dict[str, Any]) -> None:
+        """Credentials or limits that need the parsed body (none by default)."""
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
@@ -271,7 +280,7 @@ class JsonRoute(APIRoute):
                 body = await read_body(request, self.max_bytes)
                 self.check_body(request, body)
                 parsed = parse_json(body)
-                self.check_parsed(body, parsed)
+                self.check_parsed(request, body, parsed)
             except GatewayError as error:
                 return _answer(error, request)
             return await handler(_ParsedRequest(request, body, parsed))
@@ -280,10 +289,21 @@ class JsonRoute(APIRoute):
 
 
 class TrackingRoute(JsonRoute):
-    """A Segment tracking call: write key required, one event of at most 32 KB."""
+    """A Segment tracking call: write key required, one event of at most 32 KB.
+
+    Server libraries send the key as HTTP Basic (checked before the body is read); the browser
+    library cannot set that header without a CORS preflight per call, so it sends the key as
+    the body's ``writeKey`` instead, which is checked once the (size-limited) body is parsed.
+    """
 
     def check_headers(self, request: Request) -> None:
-        check_write_key(request, request.app.state.settings.write_keys)
+        if "authorization" in request.headers:
+            check_write_key(write_key_of(request), _keys(request))
+
+    def check_parsed(self, request: Request, body: bytes, parsed: dict[str, Any]) -> None:
+        if "authorization" not in request.headers:
+            key = parsed.get("writeKey")
+            check_write_key(key if isinstance(key, str) else None, _keys(request))
 
 
 class BatchRoute(TrackingRoute):
@@ -291,7 +311,8 @@ class BatchRoute(TrackingRoute):
 
     max_bytes: ClassVar[int] = MAX_BATCH_BYTES
 
-    def check_parsed(self, body: bytes, parsed: dict[str, Any]) -> None:
+    def check_parsed(self, request: Request, body: bytes, parsed: dict[str, Any]) -> None:
+        super().check_parsed(request, body, parsed)
         batch = parsed.get("batch")
         if len(body) <= MAX_EVENT_BYTES or not isinstance(batch, list):
             return
@@ -323,19 +344,22 @@ def _field_path(loc: Sequence[int | str]) -> tuple[str, int | None]:
     return path or "body", index
 
 
+def describe_errors(
+    errors: Sequence[Any], prefix: Sequence[int | str] = ()
+) -> tuple[str, int | None, str]:
+    """Pydantic's errors as (field, batch index, "<field>: <first problem> (and N more)")."""
+    first = errors[0]
+    field, index = _field_path((*prefix, *first.get("loc", ())))
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    more = len(errors) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return field, index, f"{field}: {message}{suffix}"
+
+
 def _validation_answer(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0]
-    field, index = _field_path(first.get("loc", ()))
-    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    more = len(exc.errors()) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return _answer(
-        GatewayError(
-            400, "invalid_request", f"{field}: {message}{suffix}", field=field, index=index
-        ),
-        request,
-    )
+    field, index, message = describe_errors(exc.errors())
+    return _answer(GatewayError(400, "invalid_request", message, field=field, index=index), request)
 
 
 def _http_answer(request: Request, exc: Exception) -> Response:

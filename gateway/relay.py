@@ -6,10 +6,18 @@ waiting for one contact go in one signal-with-start (far cheaper than one signal
 relay gets faster as the backlog grows); the workflow drops messageIds it has seen, so a
 repeated delivery after a crash counts once.
 
-Order per contact: one relay is active at a time (``store.lease``), each drain reads a prefix
-of every contact's backlog in id order (``Store.backlog``) and waits for every delivery before
-the next drain, and a contact's chunks go one after another: a failure leaves that chunk and
-the ones after it pending, never a gap.
+Shards: contacts are split into ``shards`` (``REVOPS_RELAY_SHARDS``) by a hash of their id
+(``outbox.bucket % shards``), and each shard has its own lease (``store.lease.LeaseSet``), so
+several gateway processes deliver in parallel, each its fair share of the shards. A relay
+counts the live relays by their member leases, gives shards above its share back between
+drains and takes free ones up to it; a dead relay's leases free themselves (its database
+session or file lock ends), so the others take its shards over at their next check.
+
+Order per contact: a contact is in exactly one shard and one relay holds a shard at a time;
+each drain reads a prefix of every contact's backlog in id order (``Store.backlog``) and waits
+for every delivery before the next drain (a shard changes hands only between drains), and a
+contact's chunks go one after another: a failure leaves that chunk and the ones after it
+pending, never a gap.
 Hand-raisers skip the queue: the gateway names their contacts (``expedite``) and an express
 lane delivers each of them at once, beside the running pass, without waiting for its
 concurrency slots; one delivery per contact at a time keeps the order. The express lane also
@@ -28,7 +36,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.field_mask_pb2 import FieldMask
 from temporalio.api.common.v1 import Priority as ApiPriority
@@ -46,13 +54,15 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.contact import ContactInput
+from contacts.contract import ContactInput
 from models.events import ContactMerged, EventBatch
 from models.search_attributes import CONTACT_ID
-from revops.ids import contact_workflow_id
+from revops.ids import contact_bucket, contact_workflow_id
 from revops.logging import get_logger
-from store.lease import RelayLease, try_relay_lease
+from revops.metrics import RELAY_FAILURES, RELAY_LAG, RELAY_SIGNALS
+from store.lease import LeaseSet, lease_set
 from store.repo import OutboxItem, Store
+from workflows.contact import EVENTS_SIGNAL, ContactWorkflow
 
 __all__ = ["URGENT", "Relay", "deliver", "raise_priority"]
 
@@ -81,13 +91,13 @@ async def deliver(
     refuses with WorkflowAlreadyStartedError, which the relay treats as delivered.
     """
     await client.start_workflow(
-        "ContactWorkflow",
+        ContactWorkflow.run,
         ContactInput(contact_id=contact_id),
         id=contact_workflow_id(contact_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-        start_signal="events",
+        start_signal=EVENTS_SIGNAL,
         start_signal_args=[
             EventBatch(events=[i.event for i in items], config_version=config_version)
         ],
@@ -125,10 +135,12 @@ async def raise_priority(client: Client, contact_id: str) -> None:
 
 async def _notify_merged(client: Client, contact_id: str, merged_into: str) -> None:
     """Tell a merged contact's workflow to stop; no workflow (or a closed one) is fine."""
-    handle = client.get_workflow_handle(contact_workflow_id(contact_id))
+    handle = client.get_workflow_handle_for(ContactWorkflow.run, contact_workflow_id(contact_id))
     try:
         await handle.signal(
-            "merged_into", ContactMerged(contact_id=merged_into), rpc_timeout=_RPC_TIMEOUT
+            ContactWorkflow.merged_into,
+            ContactMerged(contact_id=merged_into),
+            rpc_timeout=_RPC_TIMEOUT,
         )
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
@@ -149,6 +161,15 @@ class _Outcome:
         self.error = self.error or other.error
 
 
+def _delivered(chunk: list[OutboxItem], lane: str) -> None:
+    """Count one signal and the lag of the longest-waiting event it carried (its first: a
+    contact's backlog is in arrival order), one observation per signal to keep it cheap."""
+    RELAY_SIGNALS.labels(lane).inc()
+    if chunk:
+        waited = datetime.now(UTC) - min(item.event.received_at for item in chunk)
+        RELAY_LAG.observe(max(waited.total_seconds(), 0.0))
+
+
 class Relay:
     """Drains the outbox into workflows; run ``run_forever`` in the background."""
 
@@ -165,6 +186,8 @@ class Relay:
         idle_sleep: float = 0.05,
         backoff_max: float = 5.0,
         lease_retry: float = 5.0,
+        shards: int = 4,
+        lease_check: float = _LEASE_CHECK_SECONDS,
     ) -> None:
         self._store = store
         self._client = client
@@ -177,7 +200,11 @@ class Relay:
         self._backoff_max = backoff_max
         self._lease_retry = lease_retry
         self._wake = asyncio.Event()
-        self._active = False
+        self._shard_count = max(1, shards)
+        self._lease_check = lease_check
+        self._mine: frozenset[int] = frozenset()
+        self._member: str | None = None
+        self._handover = asyncio.Lock()
         self._urgent: dict[str, None] = {}
         self._urgent_wake = asyncio.Event()
         self._owners: dict[str, tuple[asyncio.Lock, int]] = {}
@@ -189,8 +216,17 @@ class Relay:
 
     @property
     def active(self) -> bool:
-        """True while this relay holds the lease and delivers."""
-        return self._active
+        """True while this relay holds at least one shard and delivers."""
+        return bool(self._mine)
+
+    @property
+    def shards(self) -> frozenset[int]:
+        """The shards this relay holds now."""
+        return self._mine
+
+    def owns(self, contact_id: str) -> bool:
+        """True when the contact's shard is one this relay holds."""
+        return contact_bucket(contact_id) % self._shard_count in self._mine
 
     def notify(self) -> None:
         """New events were accepted: deliver now instead of at the next poll."""
@@ -199,8 +235,8 @@ class Relay:
     def expedite(self, contact_ids: Iterable[str]) -> None:
         """Hand-raisers were accepted: deliver these contacts now, beside the running pass.
 
-        Only the active relay acts on it; a standby's hand-raisers go with the next pass of
-        the active one (within its poll interval).
+        Only the relay holding a contact's shard acts on it; other contacts' hand-raisers go with
+        the next pass of their shard's relay (within its poll interval).
         """
         self._urgent.update(dict.fromkeys(contact_ids))
         if self._urgent:
@@ -209,15 +245,24 @@ class Relay:
     # ---- one drain -----------------------------------------------------------------------------
 
     async def drain_once(self, contact_id: str | None = None) -> int:
-        """Deliver what is pending now; returns the number of events delivered."""
+        """Deliver what is pending now, whatever its shard; returns the events delivered.
+
+        For the CLI and tests; a running relay (``run_forever``) drains its own shards only.
+        """
         outcome = await self._drain(contact_id)
         return len(outcome.delivered)
 
-    async def _drain(self, contact_id: str | None = None) -> _Outcome:
+    async def _drain(
+        self, contact_id: str | None = None, shards: frozenset[int] | None = None
+    ) -> _Outcome:
         started = time.monotonic()
         if contact_id is None:
             items = await asyncio.to_thread(
-                self._store.backlog, scan=self._scan, limit=self._batch_size
+                self._store.backlog,
+                scan=self._scan,
+                limit=self._batch_size,
+                shards=shards,
+                shard_count=self._shard_count,
             )
         else:
             items = await asyncio.to_thread(
@@ -301,7 +346,9 @@ class Relay:
             log.warning("contact_closed_events_dropped", contact_id=contact_id, events=len(chunk))
         except (RPCError, RuntimeError) as exc:
             log.warning("delivery_failed", contact_id=contact_id, error=str(exc))
+            RELAY_FAILURES.inc()
             return str(exc) or type(exc).__name__
+        _delivered(chunk, "express" if urgent else "pass")
         return ""
 
     async def _send_notice(self, contact_id: str, notice: OutboxItem) -> str:
@@ -316,36 +363,22 @@ class Relay:
     # ---- running ----------------------------------------------------------------------------
 
     async def run_forever(self) -> None:
-        """Relay whenever this process holds the lease; stand by while another one does."""
-        standby_logged = False
+        """Relay the shards this process holds; stand by while others hold them all."""
         while True:
-            lease = await self._take_lease()
-            if lease is None:
-                if not standby_logged:
-                    log.info("relay_standby", reason="another relay holds the lease")
-                    standby_logged = True
-                await asyncio.sleep(self._lease_retry)
-                continue
-            standby_logged = False
-            self._active = True
-            log.info("relay_active")
+            leases = lease_set(self._store.engine)
             try:
-                await self._relay(lease)
+                await self._relay(leases)
+            except Exception as exc:  # the store is down: try again later
+                log.warning("relay_lease_unavailable", error=str(exc))
             finally:
-                self._active = False
-                await asyncio.to_thread(lease.release)
+                self._mine, self._member = frozenset(), None
+                await asyncio.to_thread(leases.close)
+            await asyncio.sleep(self._lease_retry)
 
-    async def _take_lease(self) -> RelayLease | None:
-        try:
-            return await asyncio.to_thread(try_relay_lease, self._store.engine)
-        except Exception as exc:  # the store is down: try again later
-            log.warning("relay_lease_unavailable", error=str(exc))
-            return None
-
-    async def _relay(self, lease: RelayLease) -> None:
+    async def _relay(self, leases: LeaseSet) -> None:
         express = asyncio.create_task(self._express())
         try:
-            await self._passes(lease)
+            await self._passes(leases)
         finally:
             express.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -356,26 +389,69 @@ class Relay:
         while True:
             await self._urgent_wake.wait()
             self._urgent_wake.clear()
-            contacts, self._urgent = list(self._urgent), {}
-            results = await asyncio.gather(
-                *(self._drain(contact_id) for contact_id in contacts), return_exceptions=True
-            )
+            async with self._handover:  # no shard changes hands while these are in flight
+                contacts = [c for c in self._urgent if self.owns(c)]
+                self._urgent = {}
+                results = await asyncio.gather(
+                    *(self._drain(contact_id) for contact_id in contacts), return_exceptions=True
+                )
             for result in results:
                 if isinstance(result, Exception):  # the pass retries whatever is left
                     log.warning("relay_express_error", error=str(result) or type(result).__name__)
 
-    async def _passes(self, lease: RelayLease) -> None:
+    # ---- shards -----------------------------------------------------------------------------
+
+    async def _rebalance(self, leases: LeaseSet) -> bool:
+        """Hold this relay's fair share of the shards; False once the leases are lost."""
+        async with self._handover:
+            return await asyncio.to_thread(self._rebalance_now, leases)
+
+    def _rebalance_now(self, leases: LeaseSet) -> bool:
+        if not leases.alive():
+            if self._mine:
+                log.warning("relay_lease_lost")
+            return False
+        members = self._members(leases)
+        if self._member is None:
+            self._mine = frozenset()
+            return True
+        fair = -(-self._shard_count // members)
+        mine = set(self._mine)
+        for shard in sorted(mine, reverse=True)[: max(0, len(mine) - fair)]:
+            leases.give_up(_shard_lease(shard))
+            mine.discard(shard)
+        for shard in range(self._shard_count):
+            if len(mine) >= fair:
+                break
+            if shard not in mine and leases.take(_shard_lease(shard)):
+                mine.add(shard)
+        if mine != self._mine:
+            log.info("relay_shards", shards=sorted(mine), relays=members)
+        self._mine = frozenset(mine)
+        return True
+
+    def _members(self, leases: LeaseSet) -> int:
+        """Live relays, counted by their member leases (one each, at most one per shard)."""
+        slots = [_member_lease(i) for i in range(self._shard_count)]
+        if self._member is None:
+            self._member = next((slot for slot in slots if leases.take(slot)), None)
+        others = sum(1 for slot in slots if slot != self._member and not leases.is_free(slot))
+        return others + (1 if self._member is not None else 0) or 1
+
+    async def _passes(self, leases: LeaseSet) -> None:
         backoff = 0.0
-        checked = time.monotonic()
+        checked = -float("inf")
         while True:
-            if time.monotonic() - checked > _LEASE_CHECK_SECONDS:
-                if not await asyncio.to_thread(lease.held):
-                    log.warning("relay_lease_lost")
+            if time.monotonic() - checked > self._lease_check or not self._mine:
+                if not await self._rebalance(leases):
                     return
                 checked = time.monotonic()
+                if not self._mine:
+                    await asyncio.sleep(self._lease_retry)
+                    continue
             self._wake.clear()
             try:
-                outcome = await self._drain()
+                outcome = await self._drain(shards=self._mine)
             except Exception as exc:  # keep relaying whatever went wrong (store down, ...)
                 log.warning("relay_error", error=str(exc))
                 outcome = _Outcome(error=str(exc) or type(exc).__name__)
@@ -390,3 +466,11 @@ class Relay:
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self._idle_sleep)
+
+
+def _shard_lease(shard: int) -> str:
+    return f"relay-shard-{shard}"
+
+
+def _member_lease(slot: int) -> str:
+    return f"relay-member-{slot}"

@@ -2,11 +2,13 @@
 
 Sales activity (emails, calls, meetings, opportunities, closed won/lost, a rep accepting or
 rejecting a lead) reaches a contact's workflow as an event of type "sales" whose name matches
-``config/lifecycle.yaml`` ("Lead Accepted", "Closed Lost", ...). Senders sign
-``"{timestamp}.{body}"`` with HMAC-SHA256; several secrets may be valid at once so a secret can
-be rotated without downtime, and a signature older than five minutes is refused so a captured
-request cannot be replayed later. The delivery ``id`` is the event's messageId, so a delivery
-repeated within the window is stored once.
+``config/lifecycle.yaml`` ("Lead Accepted", "Closed Lost", ...). Opportunity activity may name
+its opportunity (``opportunity_id``: one opportunity with several contacts is one id on each
+contact's events) and carry its ``amount``; attribution and the revenue reports read them.
+Senders sign ``"{timestamp}.{body}"`` with HMAC-SHA256; several secrets may be valid at once so
+a secret can be rotated without downtime, and a signature older than five minutes is refused so
+a captured request cannot be replayed later. The delivery ``id`` is the event's messageId, so a
+delivery repeated within the window is stored once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gateway.segment import Id, IsoTimestamp
 from models.ingest import IncomingEvent
 
 __all__ = [
+    "MAX_AMOUNT",
     "SALES_EVENTS",
     "SIGNATURE_HEADER",
     "TOLERANCE_SECONDS",
@@ -40,6 +43,8 @@ __all__ = [
 ]
 
 SIGNATURE_HEADER = "X-Revops-Signature"
+MAX_AMOUNT = 1e15
+"""The largest opportunity amount taken (amounts are money: reports sum them)."""
 TOLERANCE_SECONDS = 300
 
 SalesActivity = Literal[
@@ -53,6 +58,7 @@ SalesActivity = Literal[
     "lead_accepted",
     "lead_rejected",
     "lead_qualified",
+    "owner_changed",
 ]
 
 SALES_EVENTS: dict[str, str] = {
@@ -66,11 +72,13 @@ SALES_EVENTS: dict[str, str] = {
     "lead_accepted": "Lead Accepted",
     "lead_rejected": "Lead Rejected",
     "lead_qualified": "Lead Qualified",
+    "owner_changed": "Owner Changed",
 }
 """Webhook activity type -> the behaviour name contact workflows (and lifecycle.yaml) use."""
 
 _NEEDS_REASON = frozenset({"closed_lost", "lead_rejected"})
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+Notes = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
 
 
 class SignatureError(Exception):
@@ -104,10 +112,23 @@ class SalesWebhook(BaseModel):
     reason: Text | None = Field(default=None, description="required for closed_lost, lead_rejected")
     stage: Text | None = Field(default=None, description="required for stage_changed")
     rep_id: Id | None = None
+    opportunity_id: Id | None = Field(
+        default=None, description="the opportunity (several contacts may share one)"
+    )
+    amount: Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)] | None = Field(
+        default=None, description="the opportunity's amount now (latest one counts)"
+    )
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    notes: Notes | None = Field(
+        default=None,
+        description="the SDR's qualification notes (lead_qualified): the AE's notice shows them",
+    )
     properties: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _required_details(self) -> SalesWebhook:
+        if self.amount is not None and 0 < self.amount < 0.01:
+            raise ValueError("amount must be 0 or at least 0.01")
         if self.type in _NEEDS_REASON and self.reason is None:
             raise ValueError(f"reason is required for {self.type}")
         if self.type == "stage_changed" and self.stage is None:
@@ -158,7 +179,15 @@ def verify_signature(header: str | None, body: bytes, secrets: Sequence[str], no
 
 def to_incoming_sales(hook: SalesWebhook, user_id: str, received_at: datetime) -> IncomingEvent:
     """The "sales" event for the contact's workflow; the delivery id is its messageId."""
-    details = {"reason": hook.reason, "stage": hook.stage, "rep_id": hook.rep_id}
+    details = {
+        "reason": hook.reason,
+        "stage": hook.stage,
+        "rep_id": hook.rep_id,
+        "opportunity_id": hook.opportunity_id,
+        "amount": hook.amount,
+        "currency": hook.currency,
+        "notes": hook.notes,
+    }
     properties = {
         **(hook.properties or {}),
         **{k: v for k, v in details.items() if v is not None},

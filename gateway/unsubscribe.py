@@ -33,7 +33,7 @@ from revops.settings import Settings
 from store.journeys import JourneyLog
 from store.repo import Store
 
-__all__ = ["UNSUBSCRIBE_EVENT", "UnsubscribeResponse", "router"]
+__all__ = ["UNSUBSCRIBE_EVENT", "UnsubscribeResponse", "html_page", "router"]
 
 UNSUBSCRIBE_EVENT = "Unsubscribed"
 
@@ -86,7 +86,8 @@ def _record(store: Store, contact_id: str) -> bool:
     return True
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+def html_page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    """A small page for a person following a link (unsubscribe, double opt-in)."""
     return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status)
 
 
@@ -105,7 +106,9 @@ async def unsubscribe(request: Request, token: Token) -> Response:
     if relay is not None:
         relay.notify()
     if "text/html" in request.headers.get("accept", ""):
-        return _page("You are unsubscribed", "<p>You will get no more marketing email from us.</p>")
+        return html_page(
+            "You are unsubscribed", "<p>You will get no more marketing email from us.</p>"
+        )
     return JSONResponse(UnsubscribeResponse().model_dump())
 
 
@@ -120,4 +123,4 @@ async def unsubscribe_page(request: Request, token: Token) -> HTMLResponse:
         "<p>Stop all marketing email from us?</p>"
         '<button type="submit">Unsubscribe</button></form>'
     )
-    return _page("Unsubscribe", form)
+    return html_page("Unsubscribe", form)

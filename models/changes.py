@@ -6,7 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from models.contact import DemandStateEntry, StageEntry
+from audience.demand_states import DemandStateEntry
+from lifecycle.stages import StageEntry
 
 __all__ = [
     "ContactChanges",

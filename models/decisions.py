@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.facts import ContactFacts
+from audience.facts import ContactFacts
 
 __all__ = [
+    "ENROLL_REQUEST_EVENT",
     "Action",
     "ActionKind",
     "ActiveEnrollment",
@@ -36,7 +37,11 @@ __all__ = [
     "explain_decision",
 ]
 
-ActionKind = Literal["enroll", "exit", "pause", "suppress", "defer", "allow", "refuse"]
+ActionKind = Literal["enroll", "exit", "pause", "resume", "suppress", "defer", "allow", "refuse"]
+
+ENROLL_REQUEST_EVENT = "Journey Enroll Requested"
+"""An occurrence asking for an enrollment in the journey named by its ``journey`` property (a
+journey's ``enroll`` step, a recycle due): the rules decide it like a trigger of that journey."""
 
 
 class ConsentFacts(BaseModel):
@@ -61,6 +66,8 @@ class ActiveEnrollment(BaseModel):
     exclusivity_group: str | None = None
     enrolled_at: AwareDatetime
     paused: bool = False
+    paused_by: str | None = None
+    """Who paused it: the journey that pre-empted it, ``hand-raiser`` or ``hold``."""
 
 
 class PastEnrollment(BaseModel):
@@ -134,6 +141,10 @@ class DecisionRequest(BaseModel):
     past_enrollments: list[PastEnrollment] = Field(default_factory=list)
     last_sales_activity_at: AwareDatetime | None = None
     recent_marketing_sends: list[AwareDatetime] = Field(default_factory=list)
+    suppression_lists: list[str] = Field(default_factory=list)
+    """The suppression lists (``kind: suppression``) the contact is on."""
+    handoff_open: bool = False
+    """A sales handoff is running (no outcome yet): hand-raiser pauses hold until it ends."""
     occurrence: Occurrence
 
     @field_validator("time_zone")
@@ -170,7 +181,9 @@ class Action(BaseModel):
 
     An ``enroll`` carries the version, priority and exclusivity group to pin on the new
     enrollment (later decisions get them back through ``ActiveEnrollment``); a ``defer``
-    carries ``until``, the exact moment the send may be asked for again.
+    carries ``until``, the exact moment the send may be asked for again; a ``pause`` says
+    ``by`` whom (the pre-empting journey, ``hand-raiser`` or ``hold``), which decides when
+    it may resume.
     """
 
     kind: ActionKind
@@ -179,6 +192,7 @@ class Action(BaseModel):
     priority: int | None = None
     exclusivity_group: str | None = None
     until: AwareDatetime | None = None
+    by: str | None = None
     reason: str
 
 
@@ -213,6 +227,10 @@ class Decision(BaseModel):
 
 def describe_occurrence(occurrence: Occurrence) -> str:
     """A short human phrase for what happened, used in decisions and explanations."""
+    if isinstance(occurrence, EventOccurred) and occurrence.name == ENROLL_REQUEST_EVENT:
+        asked = f"a request to enroll in {occurrence.properties.get('journey')}"
+        why = occurrence.properties.get("reason")
+        return f"{asked} ({why})" if why else asked
     if isinstance(occurrence, EventOccurred):
         return f"event {occurrence.name}"
     if isinstance(occurrence, ListEntered):
@@ -248,6 +266,8 @@ def _explain_action(decision: Decision, action: Action) -> str:
         return f"sent ({decision.occurrence}): {action.reason}"
     if action.kind == "exit":
         return f"left {journey}: {action.reason}"
+    if action.kind == "resume":
+        return f"resumed {journey}: {action.reason}"
     return f"paused {journey}: {action.reason}"
 
 

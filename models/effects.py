@@ -1,4 +1,5 @@
-"""Outbound effects (email, SMS, webhook, Slack, CRM task): one request shape, one key scheme.
+"""Outbound effects (email, SMS, webhook, Slack, CRM task, CRM push): one request shape, one key
+scheme.
 
 Workflows build an ``EffectRequest`` with an idempotency ``key`` that names the step that wants
 the effect (``<contact>/<enrollment or handoff>/<step>``); the send activity records the key
@@ -14,17 +15,33 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "PACED_CHANNELS",
     "Channel",
     "EffectRequest",
     "EffectResult",
     "EmailPayload",
+    "InAppPayload",
     "SlackPayload",
     "SmsPayload",
     "TaskPayload",
     "WebhookPayload",
+    "send_task_queue",
 ]
 
-Channel = Literal["email", "sms", "webhook", "slack", "crm_task"]
+Channel = Literal["email", "sms", "webhook", "slack", "crm_task", "in_app", "crm"]
+"""``crm``: queue the contact's push to the CRM (the snapshot is ``context["crm"]``)."""
+
+PACED_CHANNELS: tuple[Channel, ...] = ("email", "sms")
+"""Channels whose journey sends run on their own task queue, at the operator's rate."""
+
+
+def send_task_queue(task_queue: str, channel: str) -> str | None:
+    """The task queue a journey's send on ``channel`` runs on (None: the journey's own).
+
+    Each paced channel has one, served by every worker with Temporal's task-queue rate limit
+    (``send_rates``), so the rate holds across all workers (docs/email.md, "Paced sending").
+    """
+    return f"{task_queue}-send-{channel}" if channel in PACED_CHANNELS else None
 
 
 class EmailPayload(BaseModel):
@@ -68,6 +85,15 @@ class TaskPayload(BaseModel):
     kind: str = "follow_up"
 
 
+class InAppPayload(BaseModel):
+    """An in-product message: title and body templates, an optional call to action."""
+
+    title: str
+    body: str
+    cta_label: str | None = None
+    cta_url: str | None = None
+
+
 class EffectRequest(BaseModel):
     """One effect a workflow step wants, exactly once."""
 
@@ -82,6 +108,7 @@ class EffectRequest(BaseModel):
     webhook: WebhookPayload | None = None
     slack: SlackPayload | None = None
     task: TaskPayload | None = None
+    in_app: InAppPayload | None = None
 
 
 class EffectResult(BaseModel):
@@ -91,3 +118,5 @@ class EffectResult(BaseModel):
     status: Literal["sent", "duplicate", "skipped"]
     detail: str = ""
     rendered_subject: str | None = None
+    """No longer set (it may name the person and results are kept in history); kept so
+    histories written before it went still decode."""

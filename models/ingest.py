@@ -39,6 +39,8 @@ class AcceptResult(BaseModel):
     accepted: int = 0
     duplicates: int = 0
     anonymous: int = 0
+    refused: int = 0
+    """Events of erased people, refused (stored nowhere; docs/privacy.md)."""
     contact_ids: list[str] = Field(default_factory=list)
     urgent_contact_ids: list[str] = Field(default_factory=list)
     """Contacts of the accepted events named in ``urgent`` (hand-raisers): deliver first."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio.common import SearchAttributeKey
 
 __all__ = [
+    "ACCOUNT_ID",
     "ALL_SEARCH_ATTRIBUTES",
     "CONTACT_ID",
     "DEMAND_STATE",
@@ -12,6 +13,7 @@ __all__ = [
     "JOURNEY_VERSION",
     "LIFECYCLE_STAGE",
     "OWNER",
+    "SLA_STATE",
 ]
 
 CONTACT_ID = SearchAttributeKey.for_keyword("ContactId")
@@ -20,5 +22,17 @@ DEMAND_STATE = SearchAttributeKey.for_keyword("DemandState")
 JOURNEY = SearchAttributeKey.for_keyword("Journey")
 JOURNEY_VERSION = SearchAttributeKey.for_keyword("JourneyVersion")
 OWNER = SearchAttributeKey.for_keyword("Owner")
+SLA_STATE = SearchAttributeKey.for_keyword("SlaState")
+"""A handoff's SLA state (``waiting``, ``breached``, ``escalated``, ...), on handoff workflows."""
+ACCOUNT_ID = SearchAttributeKey.for_keyword("AccountId")
 
-ALL_SEARCH_ATTRIBUTES = (CONTACT_ID, LIFECYCLE_STAGE, DEMAND_STATE, JOURNEY, JOURNEY_VERSION, OWNER)
+ALL_SEARCH_ATTRIBUTES = (
+    CONTACT_ID,
+    LIFECYCLE_STAGE,
+    DEMAND_STATE,
+    JOURNEY,
+    JOURNEY_VERSION,
+    OWNER,
+    SLA_STATE,
+    ACCOUNT_ID,
+)

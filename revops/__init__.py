@@ -5,4 +5,4 @@ and the CLI: settings, logging, identifiers, errors and domain logic (conditions
 lists, calendars). Nothing here does I/O at import time, so workflow code may import it.
 """
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"

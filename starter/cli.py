@@ -6,10 +6,8 @@ or an invalid definition (nothing was stored), 3 a service (store, Temporal) is 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -17,12 +15,14 @@ from typing import Annotated, Any
 
 import typer
 
-from models.contact import Stage
+from lifecycle.stages import Stage
 from models.events import StageOverride
 from models.ingest import IncomingEvent
+from revops import __version__
 from revops.errors import ConfigError
 from revops.ids import contact_workflow_id
 from revops.temporal import connect
+from starter.accounts_cli import accounts_app
 from starter.common import (
     console,
     err,
@@ -31,10 +31,20 @@ from starter.common import (
     run_async,
     settings,
 )
+from starter.crm_cli import crm_app, import_contacts
+from starter.dashboard_cli import dashboard_app
+from starter.definitions_cli import definitions_app
+from starter.demo_cli import demo_app
 from starter.journeys_cli import journeys_app
 from starter.lists_cli import lists_app
+from starter.mail_cli import mail_app
+from starter.ops_cli import register as register_ops_commands
+from starter.output import JsonFlag, emit
+from starter.privacy_cli import register as register_privacy_commands
 from starter.reports_cli import reports_app
+from starter.retention_cli import retention_app
 from starter.scoring_cli import scoring_app
+from workflows.contact import ContactWorkflow
 
 __all__ = ["app", "main"]
 
@@ -43,14 +53,44 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-events_app = typer.Typer(help="Send events (as the gateway would).", no_args_is_help=True)
+events_app = typer.Typer(
+    help="Send events (as the gateway would); see the calls it refused.", no_args_is_help=True
+)
 contacts_app = typer.Typer(help="Inspect contacts.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(contacts_app, name="contacts")
+app.add_typer(accounts_app, name="accounts")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(lists_app, name="lists")
 app.add_typer(scoring_app, name="scoring")
 app.add_typer(reports_app, name="reports")
+app.add_typer(definitions_app, name="definitions")
+app.add_typer(dashboard_app, name="dashboard")
+app.add_typer(demo_app, name="demo")
+app.add_typer(mail_app, name="mail")
+app.add_typer(retention_app, name="retention")
+app.add_typer(crm_app, name="crm")
+contacts_app.command("import")(import_contacts)
+register_ops_commands(app)  # migrate, health, worker
+register_privacy_commands(contacts_app)  # contacts erase, contacts export
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(f"revops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """revops: lead lifecycle and journey orchestrator."""
 
 
 def parse_pairs(pairs: list[str], option: str) -> dict[str, Any]:
@@ -77,30 +117,23 @@ def dev() -> None:
 
 
 @app.command()
-def worker() -> None:
-    """Run a worker alone (production: as many as the load needs)."""
-    from worker import WorkerDeps, run_worker
-
-    current = settings()
-
-    async def _main() -> None:
-        deps = WorkerDeps.from_settings(current)
-        client = await connect(current)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_worker(client, deps, stop)
-
-    run_async(_main())
-
-
-@app.command()
-def gateway() -> None:
+def gateway(
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="all: the whole gateway; links: only recipients' links (tracked clicks, "
+            "open pixel, unsubscribe) and health, in a process of their own.",
+        ),
+    ] = "all",
+) -> None:
     """Serve the gateway and the outbox relay alone (production: `docker compose` runs this)."""
     from gateway.app import run_gateway
 
-    run_async(run_gateway(settings()))
+    if role not in ("all", "links"):
+        typer.echo(f"--role must be all or links, not {role!r}", err=True)
+        raise typer.Exit(2)
+    run_async(run_gateway(settings(), "links" if role == "links" else "all"))
 
 
 @events_app.command("send")
@@ -146,10 +179,21 @@ def events_send(
     console.print(f"{event_name!r} for {user_id}: {state}, {delivered} event(s) delivered")
 
 
+@events_app.command("rejected")
+def events_rejected(
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many, newest first.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Calls of batches the gateway refused (the dead-letter table), newest first."""
+    from starter.rejected_view import load_rejected, print_rejected
+
+    emit(load_rejected(open_store(settings()), limit), as_json, print_rejected)
+
+
 @contacts_app.command("show")
 def contacts_show(
     user_id: Annotated[str, typer.Argument(help="The contact's user id.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Stage, stage history, scores, lists, demand state, profile and event counts."""
     from starter.contacts import load_contact_view, print_contact
@@ -161,29 +205,26 @@ def contacts_show(
         client = await connect(current)
         return await load_contact_view(store, client, user_id)
 
-    view = run_async(_load())
-    if as_json:
-        print(json.dumps(view, indent=2, default=str))
-        return
-    print_contact(view)
+    emit(run_async(_load()), as_json, print_contact)
 
 
 @contacts_app.command("why")
 def contacts_why(
     user_id: Annotated[str, typer.Argument(help="The contact's user id.")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Why this contact has its score, stage, lists and demand state, in plain words."""
-    from starter.contacts import load_why
+    from definitions import Definitions
+    from starter.contacts import WhyView, load_why, print_why
 
     current = settings()
     store = open_store(current)
 
-    async def _load() -> list[str]:
+    async def _load() -> WhyView:
         client = await connect(current)
-        return await load_why(store, client, user_id)
+        return await load_why(store, client, user_id, Definitions.of(store, current))
 
-    for line in run_async(_load()):
-        console.print(line, highlight=False)
+    emit(run_async(_load()), as_json, print_why)
 
 
 @contacts_app.command("set-stage")
@@ -202,7 +243,9 @@ def contacts_set_stage(
     async def _signal() -> None:
         client = await connect(current)
         handle = client.get_workflow_handle(contact_workflow_id(contact_id))
-        await handle.signal("override_stage", StageOverride(stage=stage.value, reason=reason))
+        await handle.signal(
+            ContactWorkflow.override_stage, StageOverride(stage=stage.value, reason=reason)
+        )
 
     run_async(_signal())
     console.print(f"{user_id}: stage set to {stage.value} ({reason})")

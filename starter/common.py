@@ -14,12 +14,11 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from models.contact import ContactConfig
-from revops.config import load_contact_config
+from contacts.contract import ContactConfig
+from definitions import Definitions
 from revops.errors import ConfigError, NotFound, StoreUnavailable, TemporalUnavailable
 from revops.logging import configure_logging
 from revops.settings import Settings, get_settings
-from store.registry import Registry
 from store.repo import Store
 
 __all__ = [
@@ -54,9 +53,18 @@ def settings() -> Settings:
 
 
 def open_store(current: Settings) -> Store:
-    """The migrated store, or exit 3 when it is unreachable."""
+    """The store at this release's schema, or exit 3 (unreachable, or not migrated).
+
+    A laptop's SQLite store is brought up to date here (under the migration lock); a server
+    database is only checked: `revops migrate` changes it, never a newer CLI by the way.
+    """
+    url = current.sqlalchemy_url
     try:
-        return Store.open(current.sqlalchemy_url, id_secret=current.id_secret.get_secret_value())
+        return Store.open(
+            url,
+            id_secret=current.id_secret.get_secret_value(),
+            run_migrations=url.startswith("sqlite"),
+        )
     except StoreUnavailable as exc:
         fail(str(exc), 3)
 
@@ -65,7 +73,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; map our errors to exit codes."""
     try:
         return asyncio.run(coro)
-    except TemporalUnavailable as exc:
+    except (TemporalUnavailable, StoreUnavailable) as exc:
         fail(str(exc), 3)
     except NotFound as exc:
         fail(str(exc), 1)
@@ -84,14 +92,8 @@ def resolve_contact(store: Store, user_id: str) -> str:
 
 def current_bundle(current: Settings, store: Store) -> ContactConfig:
     """The definitions contact workflows use now (deployed, else the shipped files)."""
-    registry = Registry(store)
-
-    def active(kind: str) -> dict[str, Any] | None:
-        row = registry.active(kind, "default")
-        return row.body if row else None
-
     try:
-        return load_contact_config(current.config_dir, active)
+        return Definitions.of(store, current).contact_bundle()
     except ConfigError as exc:
         fail(str(exc), 2)
 

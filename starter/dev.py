@@ -19,6 +19,7 @@ from revops.logging import get_logger
 from revops.settings import Settings
 from revops.temporal import connect
 from starter.devserver import DevServer
+from starter.mailcatcher import MailCatcher, wants_catcher
 from worker import WorkerDeps, run_worker
 
 __all__ = ["run_dev"]
@@ -33,7 +34,17 @@ def _port_free(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) != 0
 
 
-def _banner(settings: Settings, server: DevServer, with_gateway: bool) -> str:
+def _mail_line(settings: Settings, catcher: MailCatcher | None, with_gateway: bool) -> str:
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
+    if catcher is None:
+        return f"  mail               sent to the SMTP server at {where}"
+    page = f", http://{settings.gateway_host}:{settings.gateway_port}/dev/mail" * with_gateway
+    return f"  mail catcher       smtp://{where}  (.venv/bin/revops mail{page})"
+
+
+def _banner(
+    settings: Settings, server: DevServer, with_gateway: bool, catcher: MailCatcher | None
+) -> str:
     lines = [
         "",
         "revops is running (Ctrl-C stops everything)",
@@ -41,6 +52,7 @@ def _banner(settings: Settings, server: DevServer, with_gateway: bool) -> str:
         f"  Temporal web UI    http://{server.host}:{settings.temporal_ui_port}",
         f"  worker             task queue {settings.task_queue!r}",
         f"  data               {settings.data_dir.resolve()}  (temporal.db, revops.db)",
+        _mail_line(settings, catcher, with_gateway),
     ]
     if with_gateway:
         lines += [
@@ -71,26 +83,31 @@ async def run_dev(settings: Settings, extra: ExtraService | None = None) -> None
         log_file=settings.data_dir / "temporal.log",
     )
     await server.astart()
+    catcher = MailCatcher(settings) if wants_catcher(settings) else None
+    if catcher is not None:
+        catcher.start()  # journey emails land in the data dir: `revops mail`
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        deps = WorkerDeps.from_settings(settings)
+        deps = WorkerDeps.from_settings(settings, migrate=True)  # the only process here
         client = await connect(settings)
-        relay = Relay(deps.store, client, settings.task_queue)
+        relay = Relay(deps.store, client, settings.task_queue, shards=settings.relay_shards)
         tasks = [
             asyncio.create_task(run_worker(client, deps, stop)),
             asyncio.create_task(relay.run_forever()),
         ]
         if extra is not None:
             tasks.append(asyncio.create_task(extra(deps, relay, stop)))
-        print(_banner(settings, server, extra is not None), flush=True)
+        print(_banner(settings, server, extra is not None, catcher), flush=True)
         await stop.wait()
         log.info("stopping")
         tasks[1].cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks)
     finally:
+        if catcher is not None:
+            catcher.stop()
         await server.astop()
         log.info("stopped")

@@ -1,9 +1,10 @@
-"""``revops journeys``: validate, deploy, list, show, roll back, simulate and read A/B tests.
+"""``revops journeys``: validate, deploy, list, show, history, roll back, simulate, A/B tests.
 
-Journeys follow the same definition life cycle as every other kind (the registry, kind
-``journey``, one name per journey), with two additions: ``simulate`` runs a journey against
-simulated time in seconds, and ``ab-report`` reads its split tests. Deploying a new version
-never touches running enrollments: they finish on the version they started with.
+Journeys follow the same definition life cycle as every other kind, run by the same code
+(``starter.definitions_cli``; registry kind ``journey``, one name per journey), with two
+additions: ``simulate`` runs a journey against simulated time in seconds, and ``ab-report``
+reads its split tests. Deploying a new version never touches running enrollments: they finish
+on the version they started with.
 
 Exit codes: 0 done, 1 no such journey, 2 an invalid definition or argument (nothing stored),
 3 the store is unreachable.
@@ -16,85 +17,71 @@ import json
 from datetime import time
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
+from pydantic import BaseModel
 from rich.table import Table
 
-from revops.ab_test import ArmResult, SplitReport, read_split
-from revops.errors import ConfigError, NotFound, ValidationFailed
-from revops.journey_program import Program, step_kind
-from revops.journeys import (
-    JOURNEY_KIND,
-    JourneyDefinition,
-    active_journeys,
-    deployable_body,
+from analysis.ab_test import ArmResult, SplitReport, read_split
+from definitions import (
+    JOURNEY,
+    POLICIES,
+    Definitions,
     from_registry,
-    journey_json_schema,
-    load_journey,
     load_journey_library,
-    parse_journey,
+    read_file,
 )
+from journeys.definition import JourneyDefinition, journey_json_schema
+from journeys.enrollment import Trigger
+from journeys.program import Program, step_kind
+from revops.errors import ConfigError, NotFound
 from revops.logging import configure_logging
-from revops.policies import Policies, load_policies, parse_policies
 from revops.settings import Settings
-from revops.yamlio import read_yaml
-from rules import compile_rules
-from starter.common import console, fail, open_store, operator, settings
+from starter.common import console, fail, open_store, settings
+from starter.definitions_cli import add_definition_commands
+from starter.journey_errors import register as register_errors
+from starter.journey_stats import register as register_stats
+from starter.output import JsonFlag, Moment, emit
 from starter.simulate import SimulationResult, load_timeline, simulate
+from store.engagement import EngagementBook
 from store.journeys import JourneyLog
 from store.registry import Registry, diff_bodies
-from store.repo import Store
 
 __all__ = ["journeys_app"]
+
+Metric = Literal["conversions", "clicks"]
 
 journeys_app = typer.Typer(
     help="Journeys: validate, deploy, roll back, simulate with time travel, A/B reports.",
     no_args_is_help=True,
 )
+add_definition_commands(journeys_app, JOURNEY)
+register_stats(journeys_app)
+register_errors(journeys_app)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-
-def _files(paths: list[Path]) -> list[Path]:
-    """Files as given; a directory means its ``*.yaml`` files."""
-    found: list[Path] = []
-    for path in paths:
-        found += sorted(path.glob("*.yaml")) if path.is_dir() else [path]
-    return found
-
-
-def _policies(store: Store | None, current: Settings) -> Policies:
-    row = Registry(store).active("policies", "default") if store is not None else None
-    if row is not None:
-        return parse_policies(row.body, f"deployed policies v{row.version}")
-    return load_policies(current.config_dir / "policies.yaml")
-
-
-def _check_compiles(journeys: list[JourneyDefinition], policies: Policies) -> None:
-    """Priorities, categories and exclusivity groups must make sense together."""
-    latest = {j.name: j for j in journeys}
-    compile_rules([j.enrollment for j in latest.values()], policies)
 
 
 def _find(name: str, current: Settings, *, deployed: bool) -> JourneyDefinition:
     """A journey by path, by name in the library, or (``deployed``, or else) in the registry."""
     path = Path(name)
     if path.suffix in (".yaml", ".yml") and path.exists():
-        return load_journey(path)
+        return read_file(JOURNEY, path)
     if not deployed:
         for journey in load_journey_library(current.journeys_dir):
             if journey.name == name:
                 return journey
-    row = Registry(open_store(current)).active(JOURNEY_KIND, name)
+    row = Registry(open_store(current)).active(JOURNEY.name, name)
     if row is None:
         fail(f"no journey named {name!r} (not in {current.journeys_dir}, never deployed)", 1)
     return from_registry(row)
 
 
-def _trigger(journey: JourneyDefinition) -> str:
-    trigger = journey.trigger
+def _trigger(trigger: Trigger | None) -> str:
+    if trigger is None:
+        return "on request (enroll step, recycle)"
     if trigger.kind == "event":
         props = ", ".join(f"{k}={v}" for k, v in trigger.properties.items())
         return f"event {trigger.event}" + (f" ({props})" if props else "")
@@ -103,88 +90,26 @@ def _trigger(journey: JourneyDefinition) -> str:
     return f"stage {trigger.stage}"
 
 
-def _outline(journey: JourneyDefinition) -> None:
+def _steps(journey: JourneyDefinition) -> list[StepLine]:
     program = Program.of(journey)
-    for step_id, number in program.numbers.items():
-        step = program.steps[step_id]
-        console.print(f"  {number:>3}. {step_kind(step):<9} {step_id}", highlight=False)
+    return [
+        StepLine(number=number, kind=step_kind(program.steps[step_id]), id=step_id)
+        for step_id, number in program.numbers.items()
+    ]
 
 
-# ---- validate / deploy / rollback / schema ---------------------------------------------------
+def _outline(steps: list[StepLine]) -> None:
+    for step in steps:
+        console.print(f"  {step.number:>3}. {step.kind:<9} {step.id}", highlight=False)
 
 
-@journeys_app.command("validate")
-def validate(
-    paths: Annotated[list[Path], typer.Argument(help="Journey files or directories.")],
-) -> None:
-    """Check journey files without deploying; exit 2 with every error found."""
-    current = settings()
-    errors: list[str] = []
-    journeys: list[JourneyDefinition] = []
-    files = _files(paths)
-    for path in files:
-        try:
-            journeys.append(load_journey(path))
-        except ConfigError as exc:
-            errors.append(str(exc))
-    if not errors:
-        try:
-            _check_compiles(journeys, _policies(None, current))
-        except ConfigError as exc:
-            errors.append(str(exc))
-    if errors:
-        fail("\n".join(errors), 2)
-    console.print(f"{len(files)} journey file(s) valid")
-
-
-@journeys_app.command("deploy")
-def deploy(
-    path: Annotated[Path, typer.Argument(help="The journey file.")],
-    comment: Annotated[str, typer.Option(help="Why (kept in the change log).")] = "",
-) -> None:
-    """Deploy a new version; new enrollments get it, running ones keep theirs."""
-    current = settings()
-    try:
-        data = read_yaml(path)
-        journey = parse_journey(data, str(path))
-    except ConfigError as exc:
-        fail(str(exc), 2)
-    store = open_store(current)
-    registry = Registry(store)
-    try:
-        others = active_journeys(registry.active_all(JOURNEY_KIND), current.journeys_dir)
-        _check_compiles([*others, journey], _policies(store, current))
-    except ConfigError as exc:
-        fail(str(exc), 2)
-    body = deployable_body(data)
-    result = registry.deploy(JOURNEY_KIND, journey.name, body, author=operator(), comment=comment)
-    if not result.changed:
-        console.print(f"journey {journey.name}: unchanged, v{result.version} stays active")
-        return
-    console.print(result.diff or "(first version)", highlight=False)
-    console.print(
-        f"journey {journey.name}: v{result.version} deployed; "
-        "running enrollments stay on the version they started with"
-    )
-
-
-@journeys_app.command("rollback")
-def rollback(name: Annotated[str, typer.Argument(help="The journey's name.")]) -> None:
-    """Make the previous version active again (for new enrollments)."""
-    store = open_store(settings())
-    try:
-        row = Registry(store).rollback(JOURNEY_KIND, name, author=operator())
-    except NotFound as exc:
-        fail(str(exc), 1)
-    except ValidationFailed as exc:
-        fail(str(exc), 2)
-    console.print(f"journey {name}: rolled back to v{row.version}")
+# ---- schema (validate, deploy, rollback, history: starter.definitions_cli) -------------------
 
 
 @journeys_app.command("schema")
 def schema(
     output: Annotated[
-        Path | None, typer.Option(help="Where to write it (default journeys/schema.json).")
+        Path | None, typer.Option(help="Where to write it (default config/journeys/schema.json).")
     ] = None,
 ) -> None:
     """Write the JSON Schema of journey files (editors validate YAML with it)."""
@@ -201,28 +126,94 @@ def schema_text() -> str:
 # ---- list / show --------------------------------------------------------------------------------
 
 
+class JourneySummary(BaseModel):
+    """One journey in ``journeys list``; ``deployed`` false means the library file is used."""
+
+    name: str
+    deployed: bool
+    version: int
+    trigger: Trigger | None
+    priority: int | None
+    category: str | None
+    exclusivity_group: str | None
+    steps: int
+
+
+class JourneyList(BaseModel):
+    """``journeys list``: every journey new enrollments would use now."""
+
+    journeys: list[JourneySummary]
+
+
+class StepLine(BaseModel):
+    """One step of a journey version, numbered in the order the program runs it."""
+
+    number: int
+    kind: str
+    id: str
+
+
+class JourneyVersion(BaseModel):
+    """One deployed version; ``diff`` is the unified diff from the version before it."""
+
+    version: int
+    deployed_at: Moment
+    author: str
+    comment: str
+    active: bool
+    diff: str | None
+
+
+class JourneyDetail(BaseModel):
+    """``journeys show``: the versions with their diffs and the steps of one version."""
+
+    name: str
+    deployed: bool
+    versions: list[JourneyVersion]
+    shown_version: int
+    steps: list[StepLine]
+
+
 @journeys_app.command("list")
-def list_journeys() -> None:
+def list_journeys(as_json: JsonFlag = False) -> None:
     """Every journey: deployed versions, and library files never deployed."""
     current = settings()
-    store = open_store(current)
-    deployed = {row.name: row for row in Registry(store).active_all(JOURNEY_KIND)}
-    defaults = _policies(store, current).priorities
+    definitions = Definitions.of(open_store(current), current)
+    defaults = definitions.get(POLICIES).priorities
+    lines = []
+    for active in definitions.catalog().values():
+        journey = active.model
+        priority = journey.priority
+        if priority is None:
+            priority = defaults.get(journey.category or "")
+        lines.append(
+            JourneySummary(
+                name=journey.name,
+                deployed=active.version is not None,
+                version=journey.version,
+                trigger=journey.trigger,
+                priority=priority,
+                category=journey.category,
+                exclusivity_group=journey.exclusivity_group,
+                steps=Program.of(journey).size,
+            )
+        )
+    emit(JourneyList(journeys=lines), as_json, _print_list)
+
+
+def _print_list(view: JourneyList) -> None:
     table = Table()
     table.add_column("journey", no_wrap=True)
     for column in ("version", "trigger", "priority", "group", "steps"):
         table.add_column(column)
-    for journey in active_journeys(deployed.values(), current.journeys_dir):
-        priority = journey.priority
-        if priority is None:
-            priority = defaults.get(journey.category or "")
+    for line in view.journeys:
         table.add_row(
-            journey.name,
-            f"v{journey.version}" if journey.name in deployed else "file",
-            _trigger(journey),
-            f"{priority} {journey.category or ''}".strip(),
-            journey.exclusivity_group or "-",
-            str(Program.of(journey).size),
+            line.name,
+            f"v{line.version}" if line.deployed else "file",
+            _trigger(line.trigger),
+            f"{line.priority} {line.category or ''}".strip(),
+            line.exclusivity_group or "-",
+            str(line.steps),
         )
     console.print(table)
 
@@ -231,34 +222,66 @@ def list_journeys() -> None:
 def show(
     name: Annotated[str, typer.Argument(help="The journey's name.")],
     version: Annotated[int | None, typer.Option(help="Outline this version.")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Versions, the diff between consecutive versions, and the steps of one version."""
     current = settings()
     store = open_store(current)
     registry = Registry(store)
-    rows = registry.versions(JOURNEY_KIND, name)
+    rows = registry.versions(JOURNEY.name, name)
     if not rows:
         journey = _find(name, current, deployed=False)
-        console.print(f"journey {name}: not deployed; the library file defines:")
-        _outline(journey)
+        view = JourneyDetail(
+            name=name,
+            deployed=False,
+            versions=[],
+            shown_version=journey.version,
+            steps=_steps(journey),
+        )
+        emit(view, as_json, _print_detail)
         return
-    active = registry.active(JOURNEY_KIND, name)
-    table = Table("version", "deployed", "by", "comment", "active")
-    for row in rows:
-        is_active = "yes" if active is not None and row.version == active.version else ""
-        when = row.created_at.isoformat(timespec="seconds")
-        table.add_row(f"v{row.version}", when, row.author, row.comment, is_active)
-    console.print(table)
-    for before, after in pairwise(rows):
-        label = f"journey/{name} v{after.version}"
-        console.print(diff_bodies(before.body, after.body, label) or "(no change)", highlight=False)
+    active = registry.active(JOURNEY.name, name)
+    diffs = {
+        after.version: diff_bodies(before.body, after.body, f"journey/{name} v{after.version}")
+        for before, after in pairwise(rows)
+    }
+    versions = [
+        JourneyVersion(
+            version=row.version,
+            deployed_at=row.created_at,
+            author=row.author,
+            comment=row.comment,
+            active=active is not None and row.version == active.version,
+            diff=diffs.get(row.version),
+        )
+        for row in rows
+    ]
     chosen = version or (active.version if active else rows[-1].version)
     try:
-        shown = from_registry(registry.get(JOURNEY_KIND, name, chosen))
+        shown = from_registry(registry.get(JOURNEY.name, name, chosen))
     except NotFound as exc:
         fail(str(exc), 1)
-    console.print(f"steps of v{chosen}:")
-    _outline(shown)
+    view = JourneyDetail(
+        name=name, deployed=True, versions=versions, shown_version=chosen, steps=_steps(shown)
+    )
+    emit(view, as_json, _print_detail)
+
+
+def _print_detail(view: JourneyDetail) -> None:
+    if not view.deployed:
+        console.print(f"journey {view.name}: not deployed; the library file defines:")
+        _outline(view.steps)
+        return
+    table = Table("version", "deployed", "by", "comment", "active")
+    for line in view.versions:
+        when = line.deployed_at.isoformat(timespec="seconds")
+        active = "yes" if line.active else ""
+        table.add_row(f"v{line.version}", when, line.author, line.comment, active)
+    console.print(table)
+    for line in view.versions[1:]:
+        console.print(line.diff or "(no change)", highlight=False)
+    console.print(f"steps of v{view.shown_version}:")
+    _outline(view.steps)
 
 
 # ---- A/B --------------------------------------------------------------------------------------
@@ -269,30 +292,45 @@ def ab_report(
     name: Annotated[str, typer.Argument(help="The journey's name.")],
     confidence: Annotated[float, typer.Option(min=0.5, max=0.999)] = 0.95,
     min_sample: Annotated[int, typer.Option(min=1, help="Sends per variant needed.")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    metric: Annotated[
+        Metric, typer.Option(help="Success is a goal conversion, or a click on the email.")
+    ] = "conversions",
+    as_json: JsonFlag = False,
 ) -> None:
-    """Per-variant sends and goal conversions; a winner only when significant."""
+    """Per-variant sends, goal conversions and clicks; a winner only when significant."""
     store = open_store(settings())
     stats = JourneyLog(store).variant_stats(name)
     if not stats:
         fail(f"journey {name}: no split assignments recorded yet", 1)
+    clicks = {(c.step, c.variant): c.clicked for c in EngagementBook(store).variant_clicks(name)}
     steps: dict[str, list[ArmResult]] = {}
+    clicked: dict[tuple[str, str], int] = {}
     for s in stats:
-        steps.setdefault(s.step_id, []).append(
-            ArmResult(s.variant, s.assigned, s.sent, s.converted)
-        )
+        clicked[s.step_id, s.variant] = clicks.get((s.step_id, s.variant), 0)
+        wins = s.converted if metric == "conversions" else clicked[s.step_id, s.variant]
+        steps.setdefault(s.step_id, []).append(ArmResult(s.variant, s.assigned, s.sent, wins))
+    converted = {(s.step_id, s.variant): s.converted for s in stats}
     reports = [
         read_split(step, arms, confidence=confidence, min_sample=min_sample)
         for step, arms in steps.items()
     ]
     if as_json:
-        print(json.dumps({"journey": name, "splits": [_report_json(r) for r in reports]}))
+        document = {
+            "journey": name,
+            "metric": metric,
+            "splits": [_report_json(r, converted, clicked) for r in reports],
+        }
+        print(json.dumps(document))
         return
     for report in reports:
-        _print_report(name, report)
+        _print_report(name, report, metric)
 
 
-def _report_json(report: SplitReport) -> dict[str, Any]:
+def _report_json(
+    report: SplitReport,
+    converted: dict[tuple[str, str], int],
+    clicked: dict[tuple[str, str], int],
+) -> dict[str, Any]:
     return {
         "step": report.step,
         "winner": report.winner,
@@ -303,7 +341,8 @@ def _report_json(report: SplitReport) -> dict[str, Any]:
                 "variant": a.variant,
                 "assigned": a.assigned,
                 "sent": a.sent,
-                "converted": a.converted,
+                "converted": converted[report.step, a.variant],
+                "clicked": clicked[report.step, a.variant],
                 "rate": a.rate,
             }
             for a in report.arms
@@ -311,10 +350,9 @@ def _report_json(report: SplitReport) -> dict[str, Any]:
     }
 
 
-def _print_report(name: str, report: SplitReport) -> None:
-    table = Table(
-        "variant", "assigned", "sends", "conversions", "rate", title=f"{name}: {report.step}"
-    )
+def _print_report(name: str, report: SplitReport, metric: str) -> None:
+    what = "conversions" if metric == "conversions" else "clickers"
+    table = Table("variant", "assigned", "sends", what, "rate", title=f"{name}: {report.step}")
     for arm in report.arms:
         table.add_row(
             arm.variant, str(arm.assigned), str(arm.sent), str(arm.converted), f"{arm.rate:.1%}"

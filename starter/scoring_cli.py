@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from revops.backtest import (
+from analysis.backtest import (
     SQL_OUTCOME_EVENT,
     BacktestReport,
     GateOutcome,
@@ -27,10 +28,11 @@ from revops.backtest import (
     run,
     write_csv,
 )
+from analysis.synth import generate
+from definitions import LISTS, SCORING, read_file
 from revops.errors import ConfigError
-from revops.lists import load_lists
-from revops.scoring import ScoringModel, load_scoring_model
-from revops.synth import generate
+from scoring.model import ScoringModel
+from starter.output import JsonFlag, emit
 
 __all__ = ["scoring_app"]
 
@@ -52,7 +54,7 @@ def _fail(message: str) -> typer.Exit:
 
 def _load_model(path: Path) -> ScoringModel:
     try:
-        return load_scoring_model(path)
+        return read_file(SCORING, path)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
 
@@ -63,7 +65,7 @@ def _load_memberships(model: ScoringModel, path: Path | None) -> tuple[Membershi
     if chosen is None:
         return None, "no lists file: every contact judged by the default gate"
     try:
-        lists = load_lists(chosen)
+        lists = read_file(LISTS, chosen)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
     missing = sorted(model.lists_used - {d.name for d in lists.lists})
@@ -141,6 +143,14 @@ def _progress() -> Progress:
     )
 
 
+class BacktestView(BaseModel):
+    """What ``scoring backtest`` reports: the replay's figures and how segments were judged."""
+
+    report: BacktestReport
+    segments: str
+    unreadable_lines: int
+
+
 @scoring_app.command()
 def backtest(
     model: Annotated[Path, typer.Option("--model", help="Candidate scoring model (YAML).")],
@@ -158,6 +168,7 @@ def backtest(
     outcome_event: Annotated[
         str, typer.Option("--outcome-event", help="The event that marks a lead SQL.")
     ] = SQL_OUTCOME_EVENT,
+    as_json: JsonFlag = False,
 ) -> None:
     """Replay history against MODEL: MQLs and MQL-to-SQL conversion per threshold."""
     candidate = _load_model(model)
@@ -172,11 +183,12 @@ def backtest(
     memberships, segments_note = _load_memberships(candidate, lists)
     records = _JsonLines(events)
     report = _replay(candidate, records, levels, memberships, outcome_event)
-    _print_report(report, segments_note, records.bad_lines)
+    view = BacktestView(report=report, segments=segments_note, unreadable_lines=records.bad_lines)
+    emit(view, as_json, _print_report)
     if csv_out is not None:
         with csv_out.open("w", encoding="utf-8", newline="") as handle:
             write_csv(report, handle)
-        console.print(f"Report written to {csv_out}")
+        (err if as_json else console).print(f"Report written to {csv_out}")
 
 
 def _replay(
@@ -196,7 +208,8 @@ def _replay(
         return run(model, records, levels, lambda done: bar.update(task, completed=done), **options)
 
 
-def _print_report(report: BacktestReport, segments_note: str, bad_lines: int) -> None:
+def _print_report(view: BacktestView) -> None:
+    report, segments_note, bad_lines = view.report, view.segments, view.unreadable_lines
     console.print(
         f"Model {report.model_version}: {report.events:,} events, {report.contacts:,} contacts, "
         f"{report.sql_contacts:,} reached SQL ({segments_note})."
@@ -239,11 +252,18 @@ def synth(
     contacts: Annotated[int, typer.Option("--contacts", min=1, help="How many contacts.")] = 5_000,
     events: Annotated[int, typer.Option("--events", min=1, help="How many records.")] = 100_000,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same history.")] = 1,
+    signals: Annotated[
+        bool,
+        typer.Option(
+            "--signals",
+            help="Add feature usage, replies, meetings, events, tech stacks, students.",
+        ),
+    ] = False,
 ) -> None:
     """Write a realistic synthetic history (identify/track records, SQL outcomes included)."""
     with out.open("w", encoding="utf-8") as handle:
         if events < _BAR_FROM:
-            written = _write(handle, generate(contacts, events, seed), None)
+            written = _write(handle, generate(contacts, events, seed, signals=signals), None)
         else:
             with _progress() as bar:
                 task = bar.add_task("Generating", total=events)
@@ -251,7 +271,7 @@ def synth(
                 def tick(done: int) -> None:
                     bar.update(task, completed=done)
 
-                written = _write(handle, generate(contacts, events, seed), tick)
+                written = _write(handle, generate(contacts, events, seed, signals=signals), tick)
     console.print(f"Wrote {written:,} records for up to {contacts:,} contacts to {out}.")
 
 
@@ -271,7 +291,7 @@ def _mount_life_cycle() -> None:
     # Imported here: starter.definitions_cli needs the store and Temporal client modules.
     from starter.definitions_cli import add_definition_commands
 
-    add_definition_commands(scoring_app, "scoring", reevaluate=True)
+    add_definition_commands(scoring_app, SCORING)
 
 
 _mount_life_cycle()

@@ -35,6 +35,7 @@ Timeline format::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -49,28 +50,32 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationError
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.effects import EffectActivities
+from activities.effects import EffectActivities, render
 from activities.journeys import JourneyActivities
-from models.contact import Consent
-from models.facts import ContactFacts, EventRecord
-from models.ingest import IncomingEvent
-from models.journeys import (
+from audience.conditions import config_error
+from audience.consent import Consent
+from audience.facts import ContactFacts, EventRecord
+from definitions import Definitions
+from journeys.contract import (
     JourneyContactUpdate,
     JourneyInput,
     JourneyProgress,
     journey_workflow_id,
 )
+from journeys.definition import JourneyDefinition
+from journeys.enrollment import EventTrigger
+from journeys.program import journey_summary, next_local_time
+from models.ingest import IncomingEvent
 from models.search_attributes import ALL_SEARCH_ATTRIBUTES
-from revops.conditions import config_error, parse_duration
-from revops.enrollment import EventTrigger
-from revops.journey_program import journey_summary, next_local_time
-from revops.journeys import JourneyDefinition
+from revops.durations import parse_duration
 from revops.settings import Settings
+from revops.strict import StrictModel
 from revops.temporal import DATA_CONVERTER
 from revops.yamlio import read_yaml
 from starter.devserver import find_temporal_cli
@@ -97,6 +102,7 @@ _DEFAULT_TRAITS: dict[str, Any] = {
     "industry": "Software",
     "title": "Head of Operations",
     "phone": "+15550100",
+    "sms_opt_in": True,  # SMS needs an explicit opt-in (docs/privacy.md); a timeline may say no
 }
 _FINISH_TIMEOUT = 120.0
 _ID_KEY = "simulation-only-id-key"
@@ -110,11 +116,7 @@ def _offset(value: Any) -> Any:
     return parse_duration(value)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SimulatedContact(_Strict):
+class SimulatedContact(StrictModel):
     """The synthetic contact: profile traits (personal ones stay in the throw-away store)."""
 
     traits: dict[str, Any] = Field(default_factory=dict)
@@ -126,7 +128,7 @@ class SimulatedContact(_Strict):
     consent: Consent = Field(default_factory=Consent)
 
 
-class TimelineEntry(_Strict):
+class TimelineEntry(StrictModel):
     """What happens at ``at`` after the journey's start: an event, changed facts, or both."""
 
     at: Annotated[timedelta, BeforeValidator(_offset)]
@@ -141,7 +143,7 @@ class TimelineEntry(_Strict):
     unsubscribe: bool = False
 
 
-class Timeline(_Strict):
+class Timeline(StrictModel):
     """A scripted contact and what it does, in simulated time.
 
     ``trigger_properties`` are the properties of the event that enrolled the contact (for an
@@ -276,14 +278,20 @@ class Simulation:
         transport = httpx.MockTransport(self._record_post)
         async with httpx.AsyncClient(transport=transport) as http:
             effects = EffectActivities(store, settings, http, mailer=self._record_email)
-            journeys = JourneyActivities(store, settings.config_dir)
-            async with Worker(
+            journeys = JourneyActivities(store, Definitions.of(store, settings))
+            worker = Worker(
                 self._env.client,
                 task_queue=settings.task_queue,
                 workflows=[JourneyWorkflow],
                 activities=[effects.send_effect, journeys.check_send, journeys.record_journey],
                 activity_executor=ThreadPoolExecutor(max_workers=4),
-            ):
+            )
+            from worker import send_workers  # the worker module imports every workflow
+
+            sends = send_workers(self._env.client, effects.send_effect, settings.task_queue)
+            async with contextlib.AsyncExitStack() as stack:
+                for each in [worker, *sends]:
+                    await stack.enter_async_context(each)
                 return await self._drive(contact_id, settings, start_at)
 
     def _create_contact(self, store: Store) -> str:
@@ -328,9 +336,13 @@ class Simulation:
         for entry in sorted(self._timeline.events, key=lambda e: e.at):
             await self._advance_to(handle, start + entry.at)
             await self._apply(handle, contact_id, entry, start + entry.at)
-        await asyncio.wait_for(self._env.fast_forward(handle, None), _FINISH_TIMEOUT)
+        try:
+            await asyncio.wait_for(self._env.fast_forward(handle, None), _FINISH_TIMEOUT)
+        except RPCError as exc:  # the last event ended the journey (a goal, an exit) already
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
         await handle.result()
-        progress: JourneyProgress = await handle.query("progress", result_type=JourneyProgress)
+        progress = await handle.query(JourneyWorkflow.progress)
         return self._result(progress, start)
 
     async def _start(
@@ -380,7 +392,7 @@ class Simulation:
         update = JourneyContactUpdate(
             facts=self._facts(contact_id, at), consent=self._consent, new_events=new
         )
-        await handle.signal("contact_changed", update)
+        await handle.signal(JourneyWorkflow.contact_changed, update)
 
     async def _record_email(self, message: EmailMessage) -> None:
         self._emails.append(message)
@@ -398,6 +410,9 @@ class Simulation:
             )
             for record in progress.steps
         ]
+        for step in steps:  # progress keeps the template; the synthetic contact is no secret
+            if step.subject and step.outcome == "sent":
+                step.subject = render(step.subject, {"contact": self._traits})
         return SimulationResult(
             journey=progress.journey,
             version=progress.version,

@@ -22,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,13 +31,14 @@ from typing import Any, TypeVar
 from sqlalchemy import Row, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from models.contact import Consent
+from audience.consent import Consent, says_something, update_consent
+from audience.purposes import PURPOSES, allows, mentions_purpose, update_purposes
 from models.ingest import AcceptResult, IncomingEvent
-from revops.consent import says_something, update_consent
-from revops.ids import short_hash
+from revops.ids import contact_bucket, short_hash
+from store.privacy import ConsentChangeRow, erased_id_hashes
 from store.schema import ContactRow, EventRow, IdentityRow, OutboxRow
 
-__all__ = ["ANONYMOUS", "MERGE_NOTICE", "USER", "Acceptor"]
+__all__ = ["ANONYMOUS", "MERGE_NOTICE", "USER", "Acceptor", "StaleResolution"]
 
 USER = "user_id"
 ANONYMOUS = "anonymous_id"
@@ -46,6 +48,7 @@ MERGE_NOTICE = "Contact Merged"
 _CHUNK = 1000
 _ADOPTED = (
     EventRow.id,
+    EventRow.message_id,
     EventRow.anonymous_id,
     EventRow.type,
     EventRow.name,
@@ -54,7 +57,9 @@ _ADOPTED = (
     EventRow.context,
     EventRow.timestamp,
 )
-_PG_ACCEPT_LOCK = "hashtext(current_schema() || '.revops-accept')"
+_LOCK_SQL = text(
+    "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS t(k)"
+)
 T = TypeVar("T")
 
 
@@ -65,6 +70,17 @@ def _now() -> datetime:
 def _aware(moment: datetime) -> datetime:
     """SQLite returns naive datetimes; everything stored is UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class StaleResolution(Exception):
+    """A merge moved an id of this request to another contact while it waited for its locks:
+    the caller rolls back and runs the accept again."""
+
+
+def _lock_key(kind: str, value: str) -> int:
+    """A signed 64-bit advisory lock key for one identity value or contact id."""
+    digest = hashlib.blake2b(f"{kind}\x1f{value}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _chunks(values: Sequence[T]) -> Iterable[Sequence[T]]:
@@ -81,6 +97,24 @@ class _Fact:
     traits: dict[str, Any]
     properties: dict[str, Any]
     account_id: str | None
+    message_id: str = ""
+    source: str = ""
+
+
+def _consent_news(name: str, properties: Mapping[str, Any], traits: Mapping[str, Any]) -> bool:
+    return says_something(name, properties, traits) or mentions_purpose(name, properties, traits)
+
+
+def event_source(message_id: str, properties: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    """Where an event (a consent change) came from: its ``source`` property, the sending
+    library (a Segment SDK), else the way in its messageId names (``cli``, ``unsubscribe``)."""
+    source = properties.get("source")
+    if isinstance(source, str) and source:
+        return source[:200]
+    library = context.get("library")
+    if isinstance(library, dict) and isinstance(library.get("name"), str):
+        return str(library["name"])[:200]
+    return message_id.split("-", 1)[0] if "-" in message_id else "api"
 
 
 @dataclass
@@ -99,40 +133,82 @@ class _Profile:
             self.default_account_id = fact.account_id
         elif fact.account_id:
             self.account_id = fact.account_id
-        if says_something(fact.name, fact.properties, fact.traits):
+        if _consent_news(fact.name, fact.properties, fact.traits):
             self.consent_facts.append(fact)
 
-    def apply(self, row: ContactRow, now: datetime) -> None:
+    def apply(self, row: ContactRow, now: datetime) -> list[dict[str, Any]]:
+        """Update the row; the consent changes per purpose, for ``consent_changes``."""
         traits = {**self.defaults, **row.traits, **self.traits}
         row.traits = traits
         email = traits.get("email")
         row.email = email if isinstance(email, str) else row.email
         row.account_id = self.account_id or row.account_id or self.default_account_id
+        changes: list[dict[str, Any]] = []
         if self.consent_facts:
             consent = Consent.model_validate(row.consent or {})
             for fact in sorted(self.consent_facts, key=lambda f: f.at):
-                update_consent(consent, fact.name, fact.properties, fact.traits, fact.at)
+                changes += _apply_consent(consent, fact, row.contact_id)
             row.consent = consent.model_dump(mode="json")
         row.updated_at = now
+        return changes
+
+
+def _apply_consent(consent: Consent, fact: _Fact, contact_id: str) -> list[dict[str, Any]]:
+    """Apply one fact; a change row for each purpose it named or whose answer it changed."""
+    before = {p: allows(consent, p) for p in PURPOSES}
+    update_consent(consent, fact.name, fact.properties, fact.traits, fact.at)
+    named = update_purposes(consent, fact.name, fact.properties, fact.traits, fact.at, fact.source)
+    return [
+        {
+            "contact_id": contact_id,
+            "purpose": purpose,
+            "granted": allows(consent, purpose),
+            "at": fact.at,
+            "source": fact.source,
+            "message_id": fact.message_id,
+        }
+        for purpose in PURPOSES
+        if purpose in named or allows(consent, purpose) != before[purpose]
+    ]
 
 
 def _fact_of_row(row: Mapping[Any, Any]) -> _Fact | None:
     """What a stored (or buffered) event row says about the profile."""
     account = row["context"].get("group_id") if row["type"] == "group" else None
-    if not (row["traits"] or account) and not says_something(
+    if not (row["traits"] or account) and not _consent_news(
         row["name"], row["properties"], row["traits"]
     ):
         return None
     at = _aware(row["timestamp"])
-    return _Fact(row["name"], at, row["traits"], row["properties"], account)
+    message_id = str(row["message_id"])
+    source = event_source(message_id, row["properties"], row["context"])
+    return _Fact(row["name"], at, row["traits"], row["properties"], account, message_id, source)
+
+
+def _identity_values(events: Sequence[IncomingEvent]) -> set[str]:
+    return {
+        value
+        for e in events
+        for value in (e.user_id, e.anonymous_id, e.previous_id)
+        if value is not None
+    }
 
 
 def _fact_of(event: IncomingEvent) -> _Fact | None:
-    if not (event.traits or event.group_id) and not says_something(
+    if not (event.traits or event.group_id) and not _consent_news(
         event.name, event.properties, event.traits
     ):
         return None
-    return _Fact(event.name, event.timestamp, event.traits, event.properties, event.group_id)
+    source = event_source(event.message_id, event.properties, event.context)
+    return _Fact(
+        event.name,
+        event.timestamp,
+        event.traits,
+        event.properties,
+        event.group_id,
+        event.message_id,
+        source,
+    )
 
 
 class Acceptor:
@@ -143,9 +219,11 @@ class Acceptor:
         session: Session,
         contact_id_for: Callable[[str], str],
         urgent: frozenset[str] = frozenset(),
+        id_hash: Callable[[str], str] | None = None,
     ) -> None:
         self.session = session
         self.contact_id_for = contact_id_for
+        self.id_hash = id_hash
         self.urgent = urgent
         self.urgent_touched: dict[str, None] = {}
         self.now = _now()
@@ -159,10 +237,17 @@ class Acceptor:
         self.adoptions: dict[str, str] = {}
 
     def run(self, events: Sequence[IncomingEvent]) -> AcceptResult:
-        """Accept ``events`` (in order); the caller commits."""
-        self._serialize()
-        fresh = self._fresh(events)
+        """Accept ``events`` (in order); the caller commits. Raises ``StaleResolution`` when
+        the caller must run it again (a concurrent merge moved one of its ids)."""
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        if postgres:
+            self._lock("id", _identity_values(events))
+        else:
+            self.session.execute(text("BEGIN IMMEDIATE"))  # SQLite: one writer at a time
+        fresh = self._refuse_erased(self._fresh(events))
         self._prefetch(fresh)
+        if postgres:
+            self._lock_contacts(fresh)
         for event in fresh:
             self._accept_one(event)
         self._flush()
@@ -171,19 +256,30 @@ class Acceptor:
         self.result.urgent_contact_ids = list(self.urgent_touched)
         return self.result
 
-    def _serialize(self) -> None:
-        """Take the store-wide accept lock for this transaction.
+    def _lock(self, kind: str, values: Iterable[str]) -> None:
+        """Take the transaction's advisory locks on ``values``, in key order (no deadlock).
 
-        Identity resolution reads, then writes: without the lock an anonymous page view and
-        the identify linking its visitor could commit in either order and the view would stay
-        orphaned, or an event could land on a contact an alias is merging away. Accepts are
-        short (one bulk insert per request), so running them one at a time costs little and
-        makes every rule above hold across threads and processes.
+        Identity resolution reads, then writes: without locks an anonymous page view and the
+        identify linking its visitor could commit in either order and the view would stay
+        orphaned. A lock per identity value (PostgreSQL) keeps every rule above while accepts
+        about different people run in parallel; SQLite has one writer anyway.
         """
-        if self.session.get_bind().dialect.name == "postgresql":
-            self.session.execute(text(f"SELECT pg_advisory_xact_lock({_PG_ACCEPT_LOCK})"))
-        else:
-            self.session.execute(text("BEGIN IMMEDIATE"))  # SQLite: take the write lock now
+        keys = sorted({_lock_key(kind, v) for v in values})
+        if keys:
+            self.session.execute(_LOCK_SQL, {"keys": keys})
+
+    def _lock_contacts(self, events: Sequence[IncomingEvent]) -> None:
+        """Lock the contacts the ids resolve to, then check no merge moved an id meanwhile.
+
+        A merge takes its contacts' locks too, so an event never lands on a contact that an
+        alias is merging away in a concurrent transaction (its history would miss it).
+        """
+        before = dict(self.identities)
+        self._lock("contact", before.values())
+        self.identities = {}
+        self._prefetch(events)
+        if self.identities != before:
+            raise StaleResolution("a concurrent merge moved an id of this request")
 
     # ---- dedupe and lookups ----------------------------------------------------------------
 
@@ -202,13 +298,32 @@ class Acceptor:
             fresh.append(event)
         return fresh
 
-    def _prefetch(self, events: Sequence[IncomingEvent]) -> None:
-        values = {
-            value
+    def _refuse_erased(self, events: list[IncomingEvent]) -> list[IncomingEvent]:
+        """Drop events of erased people (their user or anonymous id was erased): the
+        documented policy is to refuse them, so an erased person never reappears by a late
+        delivery or a retry. They are counted in ``refused`` and stored nowhere."""
+        if self.id_hash is None or not events:
+            return events
+        hashes = {
+            value: self.id_hash(value)
             for e in events
             for value in (e.user_id, e.anonymous_id, e.previous_id)
-            if value is not None
+            if value
         }
+        erased = erased_id_hashes(self.session, hashes.values())
+        if not erased:
+            return events
+        kept = []
+        for event in events:
+            ids = (event.user_id, event.anonymous_id, event.previous_id)
+            if any(v and hashes[v] in erased for v in ids):
+                self.result.refused += 1
+            else:
+                kept.append(event)
+        return kept
+
+    def _prefetch(self, events: Sequence[IncomingEvent]) -> None:
+        values = _identity_values(events)
         for chunk in _chunks(sorted(values)):
             query = select(IdentityRow.value, IdentityRow.contact_id).where(
                 IdentityRow.kind.in_((USER, ANONYMOUS)), IdentityRow.value.in_(chunk)
@@ -374,7 +489,13 @@ class Acceptor:
 
     def _queue(self, pairs: list[tuple[int, str]]) -> None:
         rows = [
-            {"event_id": event_id, "contact_id": contact_id, "created_at": self.now, "attempts": 0}
+            {
+                "event_id": event_id,
+                "contact_id": contact_id,
+                "bucket": contact_bucket(contact_id),
+                "created_at": self.now,
+                "attempts": 0,
+            }
             for event_id, contact_id in pairs
         ]
         if rows:
@@ -407,5 +528,8 @@ class Acceptor:
         if not self.profiles:
             return
         query = select(ContactRow).where(ContactRow.contact_id.in_(list(self.profiles)))
+        changes: list[dict[str, Any]] = []
         for row in self.session.scalars(query):
-            self.profiles[row.contact_id].apply(row, self.now)
+            changes += self.profiles[row.contact_id].apply(row, self.now)
+        if changes:
+            self.session.execute(insert(ConsentChangeRow), changes)

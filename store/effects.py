@@ -2,6 +2,11 @@
 
 A send is claimed (row inserted, unique key) before the channel is called and marked sent
 after; a retry that finds the key sent does nothing. Tasks are our CRM task records.
+
+An email's row also keeps its Message-ID (derived from the key, so a retry reuses it), the
+provider's own id once a provider event names it, and the journey, step, A/B variant and
+enrollment that sent it: provider events and tracked clicks find their send here, and the
+campaign metrics (``store.engagement``) group by these columns.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from store.repo import Store, insert_ignore
 from store.schema import Base, BigId, JsonType
 
-__all__ = ["Claim", "Ledger", "SendRow", "TaskRow"]
+__all__ = ["Claim", "Ledger", "SendOrigin", "SendRow", "TaskRow"]
 
 
 class SendRow(Base):
@@ -33,8 +38,25 @@ class SendRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[str | None] = mapped_column(String(255), index=True, unique=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    enrollment_id: Mapped[str | None] = mapped_column(String(128))
+    journey: Mapped[str | None] = mapped_column(String(128), index=True)
+    step: Mapped[str | None] = mapped_column(String(64))
+    variant: Mapped[str | None] = mapped_column(String(32))
+
+
+@dataclass(frozen=True)
+class SendOrigin:
+    """What an email's ledger row remembers about where it came from (all optional)."""
+
+    message_id: str | None = None
+    enrollment_id: str | None = None
+    journey: str | None = None
+    step: str | None = None
+    variant: str | None = None
 
 
 class TaskRow(Base):
@@ -69,10 +91,17 @@ class Ledger:
         self._sessions = store._sessions
 
     def claim(
-        self, key: str, contact_id: str, channel: str, marketing: bool, summary: str
+        self,
+        key: str,
+        contact_id: str,
+        channel: str,
+        marketing: bool,
+        summary: str,
+        origin: SendOrigin | None = None,
     ) -> Claim:
         """Claim ``key``; ``proceed`` is False when it was already sent."""
         now = datetime.now(UTC)
+        origin = origin or SendOrigin()
         row = {
             "key": key,
             "contact_id": contact_id,
@@ -84,6 +113,12 @@ class Ledger:
             "detail": "",
             "created_at": now,
             "sent_at": None,
+            "message_id": origin.message_id,
+            "provider_message_id": None,
+            "enrollment_id": origin.enrollment_id,
+            "journey": origin.journey,
+            "step": origin.step,
+            "variant": origin.variant,
         }
         with self._sessions.begin() as session:
             insert_ignore(session, SendRow, [row])

@@ -163,6 +163,18 @@ class History:
                 )
             )
 
+    def lists_of(self, contact_id: str) -> frozenset[str]:
+        """The lists a contact is on now, as recorded (the send-time check reads these)."""
+        with self._sessions() as session:
+            return frozenset(
+                session.scalars(
+                    select(ListMembershipRow.list_name).where(
+                        ListMembershipRow.contact_id == contact_id,
+                        ListMembershipRow.left_at.is_(None),
+                    )
+                )
+            )
+
     def demand_states(self, contact_id: str) -> list[DemandStateRow]:
         """Demand states entered, oldest first."""
         with self._sessions() as session:

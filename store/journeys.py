@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import DateTime, Integer, String, UniqueConstraint, case, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.contact import Consent
+from analysis.holdout import HoldoutReport, holdout_report
+from audience.consent import Consent
 from store.repo import Store, insert_ignore
 from store.schema import Base, BigId, ContactRow, EventRow
 
@@ -95,7 +96,12 @@ SALES_OUTREACH_EVENTS = frozenset({"Sales Email Sent", "Sales Call Logged", "Mee
 
 
 def is_hard_bounce(properties: dict[str, Any]) -> bool:
-    """A bounce is hard unless its provider said soft (or transient)."""
+    """A bounce suppresses the address when it is hard: unless its provider said soft (or
+    transient), or when the gateway marked it ``suppress`` (the soft bounce that reached the
+    limit in a row, gateway/feedback.py)."""
+    suppress = properties.get("suppress")
+    if isinstance(suppress, bool):
+        return suppress
     kind = str(properties.get("type") or properties.get("bounce_type") or "hard").lower()
     return kind not in ("soft", "transient")
 
@@ -167,6 +173,41 @@ class JourneyLog:
         }
         with self._sessions.begin() as session:
             insert_ignore(session, ConversionRow, [row])
+
+    def holdout_counts(self, journey: str, step: str = "holdout") -> dict[str, tuple[int, int]]:
+        """Per holdout group (``enrolled``, ``held_out``): enrollments assigned, and how many
+        of them reached a goal (sent or not: the held out never get anything)."""
+        query = (
+            select(
+                AssignmentRow.variant,
+                func.count(AssignmentRow.id),
+                func.count(ConversionRow.id),
+            )
+            .outerjoin(ConversionRow, ConversionRow.enrollment_id == AssignmentRow.enrollment_id)
+            .where(AssignmentRow.journey == journey, AssignmentRow.step_id == step)
+            .group_by(AssignmentRow.variant)
+        )
+        with self._sessions() as session:
+            rows = session.execute(query).all()
+        return {str(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}
+
+    def holdout(self, journey: str) -> HoldoutReport | None:
+        """Goal conversion enrolled vs held out, lift and interval (None: no holdout yet)."""
+        counts = self.holdout_counts(journey)
+        if not counts:
+            return None
+        return holdout_report(counts.get("enrolled", (0, 0)), counts.get("held_out", (0, 0)))
+
+    def holdout_journeys(self, step: str = "holdout") -> list[str]:
+        """Journeys that have recorded holdout assignments, by name."""
+        query = (
+            select(AssignmentRow.journey)
+            .where(AssignmentRow.step_id == step)
+            .distinct()
+            .order_by(AssignmentRow.journey)
+        )
+        with self._sessions() as session:
+            return list(session.scalars(query))
 
     def variant_stats(self, journey: str) -> list[VariantStats]:
         """Per split step and variant: assigned, sent, and converted among those sent."""

@@ -1,9 +1,9 @@
 """The definition registry: one versioned life cycle for every kind of definition.
 
-Journeys, lists, demand states, scoring models, lifecycle rules, policies and routing are all
-YAML documents with the same life cycle: validate, deploy (a new numbered version, recorded in a
-change log with who, when and the diff), show, roll back. One table serves them all, so every
-kind gets the same audit trail and the same rollback semantics.
+Journeys, lists, demand states, scoring models, lifecycle rules, policies, routing and the
+handoff settings are all YAML documents with the same life cycle: validate, deploy (a new
+numbered version, recorded in a change log with who, when and the diff), show, roll back. One
+table serves them all, so every kind gets the same audit trail and the same rollback semantics.
 
 Rollback makes the highest version below the active one active again; deploying a body identical
 to the active one is a no-op (no new version).
@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -143,12 +144,27 @@ class Registry:
             )
         return DeployResult(version, changed=True, diff=diff)
 
-    def rollback(self, kind: str, name: str, *, author: str) -> DefinitionRow:
-        """Activate the highest version below the active one; ValidationFailed if none."""
+    def rollback(
+        self,
+        kind: str,
+        name: str,
+        *,
+        author: str,
+        check: Callable[[DefinitionRow], None] | None = None,
+        only_from: int | None = None,
+    ) -> DefinitionRow:
+        """Activate the highest version below the active one; ValidationFailed if none.
+
+        ``check`` sees that version first; whatever it raises cancels the rollback.
+        ``only_from``: roll back only while that version is active (an automatic rollback
+        that another one beat returns the active version unchanged).
+        """
         with self._sessions.begin() as session:
             active = self._active_row(session, kind, name)
             if active is None:
                 raise NotFound(f"{kind} {name!r} has never been deployed")
+            if only_from is not None and active.version != only_from:
+                return active
             previous = session.scalar(
                 select(DefinitionRow)
                 .where(
@@ -164,6 +180,8 @@ class Registry:
                     f"{kind} {name!r} is at its first version (v{active.version}): "
                     "nothing to roll back to"
                 )
+            if check is not None:
+                check(previous)
             session.add(
                 DefinitionChangeRow(
                     kind=kind,
@@ -219,11 +237,15 @@ class Registry:
                 )
             )
 
-    def changes(self, kind: str | None = None, limit: int = 50) -> list[DefinitionChangeRow]:
-        """The change log, newest first."""
+    def changes(
+        self, kind: str | None = None, limit: int = 50, *, name: str | None = None
+    ) -> list[DefinitionChangeRow]:
+        """The change log, newest first (of one kind, of one name)."""
         query = select(DefinitionChangeRow).order_by(DefinitionChangeRow.id.desc()).limit(limit)
         if kind is not None:
             query = query.where(DefinitionChangeRow.kind == kind)
+        if name is not None:
+            query = query.where(DefinitionChangeRow.name == name)
         with self._sessions() as session:
             return list(session.scalars(query))
 

@@ -9,7 +9,7 @@ anonymous visitor's earlier events join the known contact the moment identify/al
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,13 +20,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from models.contact import PERSONAL_TRAITS, StageEntry
+from contacts.contract import PERSONAL_TRAITS
+from lifecycle.stages import StageEntry
 from models.events import ContactEvent
 from models.ingest import AcceptResult, IncomingEvent
 from revops.errors import StoreUnavailable
 from revops.ids import contact_id_for
-from store.accept import ANONYMOUS, MERGE_NOTICE, USER, Acceptor
-from store.db import create_store_engine, migrate, session_factory
+from store.accept import ANONYMOUS, MERGE_NOTICE, USER, Acceptor, StaleResolution
+from store.db import create_store_engine, migrate, session_factory, wait_for_schema
+from store.funnel import rebuild_funnel
+from store.privacy import ERASED_ID_PURPOSE, keyed_hash
 from store.schema import (
     Base,
     ContactRow,
@@ -38,6 +41,8 @@ from store.schema import (
 
 __all__ = ["OutboxItem", "Store", "public_traits"]
 
+_ACCEPT_ATTEMPTS = 5
+_DEADLOCK = "40P01"
 _IN_CHUNK = 1000
 """Ids per ``IN (...)`` list: well under every driver's bound-parameter limit."""
 
@@ -75,16 +80,37 @@ class Store:
         self._id_secret = id_secret
 
     @classmethod
-    def open(cls, url: str, *, id_secret: str, run_migrations: bool = True) -> Store:
-        """Connect to ``url`` and (by default) migrate the schema to the newest revision."""
+    def open(
+        cls,
+        url: str,
+        *,
+        id_secret: str,
+        run_migrations: bool = True,
+        schema_wait: float = 0.0,
+    ) -> Store:
+        """Connect to ``url`` with the schema at this code's revision.
+
+        By default migrate it there (under the migration lock, so concurrent callers are
+        safe). With ``run_migrations=False`` never change it: wait up to ``schema_wait``
+        seconds for another process (``revops migrate``) to, else raise ``SchemaNotReady``.
+        """
         engine = create_store_engine(url)
-        if run_migrations:
-            migrate(engine)
+        try:
+            if run_migrations:
+                migrate(engine)
+            else:
+                wait_for_schema(engine, schema_wait)
+        except StoreUnavailable:
+            engine.dispose()
+            raise
         return cls(engine, id_secret=id_secret)
 
     def contact_id_for(self, user_id: str) -> str:
         """The opaque contact id a new user id gets."""
         return contact_id_for(user_id, self._id_secret)
+
+    def _erased_id(self, value: str) -> str:
+        return keyed_hash(self._id_secret, ERASED_ID_PURPOSE, value)
 
     # ---- ingestion -------------------------------------------------------------------------
 
@@ -97,16 +123,20 @@ class Store:
         ``urgent_contact_ids``, for the relay to deliver first. Raises ``StoreUnavailable``
         when the database cannot be reached.
         """
-        for attempt in range(3):
+        for attempt in range(_ACCEPT_ATTEMPTS):
+            last = attempt == _ACCEPT_ATTEMPTS - 1
             try:
                 with self._sessions.begin() as session:
-                    return Acceptor(session, self.contact_id_for, urgent).run(events)
-            except IntegrityError:
-                # A concurrent accept stored one of these messageIds first: the next pass
-                # sees it as a duplicate.
-                if attempt == 2:
+                    acceptor = Acceptor(session, self.contact_id_for, urgent, self._erased_id)
+                    return acceptor.run(events)
+            except (IntegrityError, StaleResolution):
+                # A concurrent accept stored one of these messageIds first (the next pass
+                # sees it as a duplicate), or merged a contact this one resolved to.
+                if last:
                     raise
             except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) == _DEADLOCK and not last:
+                    continue  # PostgreSQL chose this accept to break a lock cycle: again
                 raise StoreUnavailable(f"store unreachable: {exc.orig}") from exc
         raise AssertionError("unreachable")
 
@@ -125,12 +155,21 @@ class Store:
             rows = session.execute(query).all()
         return [OutboxItem(r[0], r[1], _contact_event(r[2]), _merged_into(r[2])) for r in rows]
 
-    def backlog(self, *, scan: int = 2000, limit: int = 20000) -> list[OutboxItem]:
+    def backlog(
+        self,
+        *,
+        scan: int = 2000,
+        limit: int = 20000,
+        shards: Collection[int] | None = None,
+        shard_count: int = 1,
+    ) -> list[OutboxItem]:
         """All pending items of the contacts owning the oldest ``scan`` ones, oldest first.
 
         The relay's read: taking each contact's whole backlog (not just its share of the
         oldest rows) lets one signal carry everything a contact has waiting. Per-contact order
-        holds because every item is returned in id order; ``limit`` bounds one read.
+        holds because every item is returned in id order; ``limit`` bounds one read. With
+        ``shards``, only contacts whose ``bucket % shard_count`` is one of them (the relay's
+        shards; a contact's items are all in one shard).
         """
         oldest = (
             select(OutboxRow.contact_id)
@@ -138,6 +177,8 @@ class Store:
             .order_by(OutboxRow.id)
             .limit(scan)
         )
+        if shards is not None:
+            oldest = oldest.where((OutboxRow.bucket % shard_count).in_(sorted(shards)))
         with self._sessions() as session:
             contacts = sorted(set(session.scalars(oldest)))
             rows: list[Any] = []
@@ -199,7 +240,10 @@ class Store:
     # ---- what workflows decide -------------------------------------------------------------
 
     def record_stage_entries(self, contact_id: str, entries: Sequence[StageEntry]) -> int:
-        """Insert stage entries not yet recorded; returns how many were new (idempotent)."""
+        """Insert stage entries not yet recorded; returns how many were new (idempotent).
+
+        The contact's funnel summary (``store.funnel``) is rebuilt in the same transaction.
+        """
         rows = [
             {
                 "contact_id": contact_id,
@@ -218,6 +262,8 @@ class Store:
                     .where(ContactRow.contact_id == contact_id)
                     .values(stage=entries[-1].stage.value, updated_at=_now())
                 )
+            if added:
+                rebuild_funnel(session, [contact_id])
         return added
 
     # ---- reads ------------------------------------------------------------------------------

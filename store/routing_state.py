@@ -5,7 +5,7 @@ Fairness under concurrency needs routing decisions applied one at a time against
 transaction per decision: the transaction's first statement updates the state row, which takes
 the row lock on PostgreSQL and the write lock on SQLite, so concurrent handoffs queue for a
 few milliseconds instead of reading the same cursor. Inside it: read the state, decide (pure
-``revops.routing``), store the new state and the decision. All or nothing, so open-lead counts
+``handoff.routing``), store the new state and the decision. All or nothing, so open-lead counts
 and the decision log never disagree.
 
 Each decision is keyed ``(handoff_id, step)``: a retried activity finds its earlier decision
@@ -24,7 +24,7 @@ from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from revops.routing import (
+from handoff.routing import (
     RoutingConfig,
     RoutingDecision,
     RoutingInput,
@@ -96,8 +96,10 @@ class RoutingBook:
         handoff_id: str,
         step: int,
         tried: list[str] | None = None,
+        fresh: bool = False,
     ) -> RoutingDecision:
-        """Route (step 0) or reassign (step > 0, ``tried`` naming every owner so far) once.
+        """Route (step 0, or ``fresh``: a new stage's first owner) or reassign (step > 0,
+        ``tried`` naming every owner so far) once.
 
         A reassignment releases the previous owner's open lead in the same transaction.
         """
@@ -107,29 +109,35 @@ class RoutingBook:
             if earlier is not None:
                 return RoutingDecision.model_validate(earlier.decision)
             state = self._read(session)
-            if step == 0:
+            if step == 0 or fresh:
                 decision = route(config, lead, state, now)
             else:
                 decision = next_rep_for_reassignment(config, lead, state, now, tried=tried or [])
                 state = release_lead(state, decision.reassigned_from or "")
             self._write(session, apply_decision(state, decision))
-            reason = "assigned" if step == 0 else "reassigned after a second SLA breach"
+            reason = "assigned" if step == 0 or fresh else "reassigned after a second SLA breach"
+            if fresh:
+                reason = f"assigned for the {lead.stage.upper()} stage"
             session.add(_row(handoff_id, str(step), decision, reason))
             return decision
 
         return self._locked(decide)
 
-    def release(self, handoff_id: str, rep_id: str, reason: str, at: datetime) -> bool:
-        """Free one of ``rep_id``'s open leads once per handoff; False if already released."""
+    def release(
+        self, handoff_id: str, rep_id: str, reason: str, at: datetime, *, stage: str = "sdr"
+    ) -> bool:
+        """Free one of ``rep_id``'s open leads once per handoff and stage (the SDR's, then the
+        AE's); False if already released."""
+        step = RELEASE_STEP if stage == "sdr" else f"{RELEASE_STEP}-{stage}"
 
         def free(session: Session) -> bool:
-            if _decision_row(session, handoff_id, RELEASE_STEP) is not None:
+            if _decision_row(session, handoff_id, step) is not None:
                 return False
             self._write(session, release_lead(self._read(session), rep_id))
             session.add(
                 RoutingDecisionRow(
                     handoff_id=handoff_id,
-                    step=RELEASE_STEP,
+                    step=step,
                     contact_id=_contact_of(session, handoff_id),
                     rep_id=rep_id,
                     method="release",

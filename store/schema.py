@@ -104,6 +104,8 @@ class OutboxRow(Base):
         BigId, ForeignKey("events.id", ondelete="CASCADE"), unique=True
     )
     contact_id: Mapped[str] = mapped_column(String(32), index=True)
+    bucket: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """``revops.ids.contact_bucket`` of the contact: its relay shard is ``bucket % shards``."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import Boolean, DateTime, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.handoff import SlaRecord, TurnRecord
+from handoff.contract import SlaRecord, TurnRecord
 from store.repo import Store, insert_ignore
+from store.report_extract import ReportContactRow
 from store.schema import Base, BigId, JsonType
 
 __all__ = ["SlaBook", "SlaRow"]
@@ -81,6 +82,29 @@ class SlaBook:
         with self._sessions() as session:
             row = session.scalar(select(SlaRow).where(SlaRow.handoff_id == handoff_id))
         return _record(row) if row is not None else None
+
+    def sources(self, since: datetime | None = None) -> dict[str, str]:
+        """Each handed-off contact's first-touch channel (the reports' ``report_contacts``
+        extract: bring it current first, ``ReportBook.refresh``); contacts without one are
+        left out."""
+        query = select(SlaRow.contact_id, ReportContactRow.channel).join(
+            ReportContactRow, ReportContactRow.contact_id == SlaRow.contact_id
+        )
+        if since is not None:
+            query = query.where(SlaRow.mql_date >= since)
+        with self._sessions() as session:
+            return {contact: channel for contact, channel in session.execute(query)}
+
+    def owner_of(self, contact_id: str) -> str | None:
+        """The owner of the contact's latest handoff (None: never handed off)."""
+        query = (
+            select(SlaRow.owner)
+            .where(SlaRow.contact_id == contact_id)
+            .order_by(SlaRow.mql_date.desc(), SlaRow.id.desc())
+            .limit(1)
+        )
+        with self._sessions() as session:
+            return session.scalar(query)
 
     def records(self, since: datetime | None = None) -> list[SlaRecord]:
         """Every record with an MQL on or after ``since``, oldest MQL first."""

@@ -15,27 +15,27 @@ import segment.analytics as analytics
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 
-from gateway.app import create_app, gateway_server
+from contacts.contract import ContactState
+from gateway.app import GatewayRole, create_app, gateway_server
 from gateway.relay import Relay
-from models.contact import ContactState
 from revops.settings import Settings
 from store.repo import Store
 from tests.support import eventually
+from workflows.contact import ContactWorkflow
 
 WRITE_KEY = "dev-write-key"
 
 
-async def maybe_state(handle: WorkflowHandle[Any, Any]) -> ContactState | None:
+async def maybe_state(handle: WorkflowHandle[ContactWorkflow, Any]) -> ContactState | None:
     """The contact's live state, or None while its workflow does not exist yet."""
     try:
-        state: ContactState = await handle.query("state", result_type=ContactState)
+        return await handle.query(ContactWorkflow.state)
     except RPCError:
         return None
-    return state
 
 
 async def state_after(
-    handle: WorkflowHandle[Any, Any], applied: int, *, within: float = 20.0
+    handle: WorkflowHandle[Any, Any], applied: int, *, within: float = 45.0
 ) -> ContactState:
     """The contact's state once its workflow exists and has applied ``applied`` events."""
     state = await eventually(
@@ -63,14 +63,20 @@ def basic_auth(write_key: str = WRITE_KEY) -> dict[str, str]:
 
 @asynccontextmanager
 async def serve_gateway(
-    settings: Settings, store: Store, relay: Relay | None = None, *, relaying: bool = True
+    settings: Settings,
+    store: Store,
+    relay: Relay | None = None,
+    *,
+    relaying: bool = True,
+    role: GatewayRole = "all",
+    port: int | None = None,
 ) -> AsyncIterator[str]:
-    """Serve the gateway with uvicorn in this event loop; yields its base URL.
+    """Serve the gateway (in ``role``) with uvicorn in this event loop; yields its base URL.
 
     With a relay (and ``relaying``), the relay runs in the background as in production.
     """
-    port = free_port()
-    server = gateway_server(create_app(settings, store, relay), "127.0.0.1", port)
+    port = port or free_port()
+    server = gateway_server(create_app(settings, store, relay, role=role), "127.0.0.1", port)
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

@@ -14,19 +14,14 @@ from typing import Any
 import yaml
 from temporalio.client import Client, WorkflowHandle
 
-from models.handoff import (
-    SLA_QUERY,
-    HandoffConfig,
-    HandoffInput,
-    HandoffResult,
-    HandoffSettings,
-    SlaStatus,
-)
-from revops.routing import RoutingConfig, RoutingInput, Trigger
+from handoff.contract import HandoffInput, HandoffResult, SlaStatus
+from handoff.routing import RoutingConfig, RoutingInput, Trigger
+from handoff.settings import HandoffConfig, HandoffSettings
 from revops.settings import Settings
 from store.repo import Store
 from tests.sinks import HttpSink, http_sink, smtp_sink
 from tests.support import track
+from workflows.handoff import HandoffWorkflow
 
 REPO = Path(__file__).resolve().parent.parent
 ROUTING: dict[str, Any] = yaml.safe_load((REPO / "config" / "routing.yaml").read_text())
@@ -96,22 +91,16 @@ def handoff_input(
 
 async def start_handoff(
     client: Client, settings: Settings, data: HandoffInput
-) -> WorkflowHandle[Any, HandoffResult]:
+) -> WorkflowHandle[HandoffWorkflow, HandoffResult]:
     """Start the handoff directly, as the contact workflow would start its child."""
-    handle: WorkflowHandle[Any, HandoffResult] = await client.start_workflow(
-        "HandoffWorkflow",
-        data,
-        id=data.handoff_id,
-        task_queue=settings.task_queue,
-        result_type=HandoffResult,
+    return await client.start_workflow(
+        HandoffWorkflow.run, data, id=data.handoff_id, task_queue=settings.task_queue
     )
-    return handle
 
 
 async def sla_of(handle: WorkflowHandle[Any, Any]) -> SlaStatus:
     """The handoff's ``sla`` query."""
-    status: SlaStatus = await handle.query(SLA_QUERY, result_type=SlaStatus)
-    return status
+    return await handle.query(HandoffWorkflow.sla)
 
 
 @dataclass

@@ -9,12 +9,14 @@ from __future__ import annotations
 from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
+from workflows.journey import JourneyParent, JourneyWorkflow
+
 with workflow.unsafe.imports_passed_through():
-    from models.journeys import JourneyInput, JourneyRequest, JourneyResult
+    from journeys.contract import JourneyInput, JourneyRequest, JourneyResult
 
 
 @workflow.defn(name="JourneyTestParent")
-class JourneyTestParent:
+class JourneyTestParent(JourneyParent):
     """Starts ``JourneyWorkflow`` as a child and collects what it asks for."""
 
     def __init__(self) -> None:
@@ -23,11 +25,10 @@ class JourneyTestParent:
     @workflow.run
     async def run(self, data: JourneyInput) -> JourneyResult:
         """Run the child to its end, then wait until its last request arrived."""
-        result: JourneyResult = await workflow.execute_child_workflow(
-            "JourneyWorkflow",
+        result = await workflow.execute_child_workflow(
+            JourneyWorkflow.run,
             data,
             id=f"{workflow.info().workflow_id}-child",
-            result_type=JourneyResult,
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
         await workflow.wait_condition(lambda: any(r.kind == "finished" for r in self.requests))

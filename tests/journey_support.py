@@ -9,6 +9,7 @@ checks, whatever the time the suite runs at.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,15 +22,15 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from models.contact import Consent
-from models.facts import ContactFacts, EventRecord
-from models.journeys import JourneyContactUpdate, JourneyInput, JourneyProgress
-from revops.journey_program import next_local_time
-from revops.journeys import JourneyDefinition, parse_journey
+from audience.consent import Consent
+from audience.facts import ContactFacts, EventRecord
+from journeys.contract import JourneyContactUpdate, JourneyInput, JourneyProgress
+from journeys.definition import JourneyDefinition, parse_journey
+from journeys.program import next_local_time
 from revops.settings import Settings
 from store.repo import Store
 from tests.support import eventually, track
-from worker import WORKFLOWS, WorkerDeps
+from worker import WORKFLOWS, WorkerDeps, send_workers
 from workflows.journey import JourneyWorkflow
 
 PERSON: dict[str, Any] = {
@@ -38,6 +39,7 @@ PERSON: dict[str, Any] = {
     "company": "Acme Robotics",
     "phone": "+15550100",
     "industry": "Software",
+    "sms_opt_in": True,  # texts need an explicit opt-in (docs/privacy.md)
 }
 
 
@@ -54,7 +56,13 @@ async def journey_worker(
         activities=deps.activities(),
         activity_executor=ThreadPoolExecutor(max_workers=8),
     )
-    async with worker:
+    assert deps.effects is not None
+    async with contextlib.AsyncExitStack() as stack:
+        for each in [
+            worker,
+            *send_workers(env.client, deps.effects.send_effect, worker.task_queue),
+        ]:
+            await stack.enter_async_context(each)
         yield worker
     if deps.http is not None:
         await deps.http.aclose()
@@ -128,12 +136,11 @@ async def skip(
 
 async def progress(handle: WorkflowHandle[Any, Any]) -> JourneyProgress:
     """The journey's progress (query)."""
-    result: JourneyProgress = await handle.query("progress", result_type=JourneyProgress)
-    return result
+    return await handle.query(JourneyWorkflow.progress)
 
 
 async def progress_when(
-    handle: WorkflowHandle[Any, Any], check: Any, *, within: float = 20.0
+    handle: WorkflowHandle[Any, Any], check: Any, *, within: float = 45.0
 ) -> JourneyProgress:
     """Poll progress until ``check(progress)`` holds."""
     return await eventually(lambda: progress(handle), check, within=within)
@@ -164,4 +171,4 @@ async def tell(
         consent=consent or Consent(),
         new_events=records,
     )
-    await handle.signal("contact_changed", update)
+    await handle.signal(JourneyWorkflow.contact_changed, update)

@@ -9,6 +9,7 @@ restarted worker picks up the killed one's workflow after one second instead of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -16,7 +17,7 @@ from temporalio.worker import Worker
 
 from revops.settings import Settings
 from revops.temporal import connect
-from worker import WORKFLOWS, WorkerDeps
+from worker import WORKFLOWS, WorkerDeps, send_workers
 
 
 async def main() -> None:
@@ -32,7 +33,11 @@ async def main() -> None:
         activity_executor=ThreadPoolExecutor(max_workers=4),
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=1),
     )
-    async with worker:
+    assert deps.effects is not None
+    sends = send_workers(client, deps.effects.send_effect, settings.task_queue)
+    async with contextlib.AsyncExitStack() as stack:
+        for each in [worker, *sends]:
+            await stack.enter_async_context(each)
         print("ready", flush=True)
         await asyncio.Event().wait()
 

@@ -16,6 +16,16 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 
+def part_of(message: Message, subtype: str) -> str:
+    """The decoded text/<subtype> part of a received message ('' when it has none)."""
+    for part in message.walk():
+        if part.get_content_type() == f"text/{subtype}":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode(part.get_content_charset() or "utf-8")
+    return ""
+
+
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket() as sock:
@@ -34,10 +44,10 @@ class _Inbox:
 
 
 @contextmanager
-def smtp_sink() -> Iterator[tuple[int, list[Message]]]:
-    """An aiosmtpd server on a free port; yields (port, received messages)."""
+def smtp_sink(port: int | None = None) -> Iterator[tuple[int, list[Message]]]:
+    """An aiosmtpd server on a free port (or ``port``); yields (port, received messages)."""
     inbox = _Inbox()
-    port = free_port()
+    port = port or free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:

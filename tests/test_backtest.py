@@ -17,25 +17,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from models.facts import ContactFacts, EventRecord
-from revops import backtest
-from revops.backtest import (
+from analysis import backtest
+from analysis.backtest import (
     BacktestReport,
     GateOutcome,
     memberships_for,
     parse_thresholds,
     write_csv,
 )
-from revops.lists import load_lists
-from revops.scoring import (
+from analysis.synth import generate
+from audience.facts import ContactFacts, EventRecord
+from definitions import LISTS, SCORING, read_file
+from scoring.model import (
     ScoringModel,
     compute_scores,
     evaluate_gate,
     gate_level,
-    load_scoring_model,
     select_gate,
 )
-from revops.synth import generate
 from starter.scoring_cli import scoring_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +52,7 @@ STUDENT = {"industry": "Education", "title": "Student", "company_size": 5, "coun
 
 @pytest.fixture(scope="module")
 def model() -> ScoringModel:
-    return load_scoring_model(MODEL_FILE)
+    return read_file(SCORING, MODEL_FILE)
 
 
 def stamp(day: float) -> str:
@@ -471,8 +470,19 @@ def test_cli_synth_then_backtest_writes_a_csv_report(tmp_path: Path) -> None:
 def test_segment_memberships_come_from_the_lists_file_for_the_lists_the_model_reads(
     model: ScoringModel,
 ) -> None:
-    lists = load_lists(REPO / "config" / "lists.yaml")
+    lists = read_file(LISTS, REPO / "config" / "lists.yaml")
     members = memberships_for(model, lists)
     for size, expected in ((5000, {"Enterprise"}), (500, set()), (20, {"SMB"})):
         facts = ContactFacts(contact_id="m", now=T0, traits={**ICP, "company_size": size})
         assert members(facts) == expected  # Mid-Market is not read by the default model
+
+
+def test_signals_history_adds_the_new_signals_and_leaves_the_plain_one_unchanged() -> None:
+    plain = list(generate(40, 2_000, seed=2))
+    assert plain == list(generate(40, 2_000, seed=2, signals=False))
+    rich = list(generate(400, 8_000, seed=2, signals=True))
+    names = {r.get("event") for r in rich}
+    assert {"Feature Used", "Email Replied", "Meeting Booked", "Event Attended"} <= names
+    identifies = [r["traits"] for r in rich if r["type"] == "identify" and "title" in r["traits"]]
+    assert all(isinstance(t["tech_stack"], list) for t in identifies)
+    assert any(t["title"] in ("Student", "Job Seeker", "Intern") for t in identifies)

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from revops.business_time import (
-    WEEKDAYS,
+from handoff.business_time import (
+    HOLIDAY_YEARS,
     BusinessCalendar,
     add_business_days,
     add_business_time,
@@ -21,6 +21,8 @@ from revops.business_time import (
     is_open,
     next_open,
 )
+from handoff.public_holidays import holiday_years, public_holiday_dates
+from revops.weekdays import WEEKDAYS
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -210,6 +212,69 @@ def test_invalid_calendars_are_refused_with_a_reason(
 def test_calendar_survives_a_json_round_trip() -> None:
     calendar = berlin_calendar(hours={"mon-fri": ["00:00-12:00", "13:00-24:00"]})
     assert BusinessCalendar.model_validate_json(calendar.model_dump_json()) == calendar
+
+
+# --- public holidays from a country ---------------------------------------------------------
+
+THANKSGIVING_2030 = date(2030, 11, 28)
+
+
+def us_calendar(years: range = range(2029, 2032), **fields: object) -> BusinessCalendar:
+    data = {"name": "amer", "timezone": "America/New_York", "country": "US", **fields}
+    return BusinessCalendar.model_validate(data, context={HOLIDAY_YEARS: years})
+
+
+def test_a_us_calendar_skips_thanksgiving_2030() -> None:
+    wednesday_late = datetime(2030, 11, 27, 16, 50, tzinfo=NEW_YORK)
+    deadline = add_business_time(us_calendar(), wednesday_late, MINUTES_15)
+    assert deadline == datetime(2030, 11, 29, 9, 5, tzinfo=NEW_YORK)
+    assert not is_open(us_calendar(), datetime(2030, 11, 28, 11, 0, tzinfo=NEW_YORK))
+
+
+def test_excepted_holidays_are_worked_and_company_closures_still_close() -> None:
+    columbus_2030 = datetime(2030, 10, 14, 11, 0, tzinfo=NEW_YORK)
+    christmas_eve = date(2030, 12, 24)
+    calendar = us_calendar(except_holidays=["Columbus Day"], holidays=[christmas_eve])
+    assert is_open(calendar, columbus_2030) and not is_open(us_calendar(), columbus_2030)
+    assert THANKSGIVING_2030 in calendar.public_holidays
+    assert not is_open(calendar, datetime(2030, 12, 24, 11, 0, tzinfo=NEW_YORK))
+
+
+def test_an_observed_holiday_goes_with_its_name() -> None:
+    # 4 July 2027 is a Sunday: the US observes it on Monday the 5th.
+    dates = public_holiday_dates("US", None, range(2027, 2028))
+    assert {date(2027, 7, 4), date(2027, 7, 5)} <= dates
+    worked = public_holiday_dates("US", None, range(2027, 2028), ["Independence Day"])
+    assert not {date(2027, 7, 4), date(2027, 7, 5)} & worked
+
+
+def test_the_expanded_dates_travel_with_the_calendar_and_are_not_expanded_again() -> None:
+    far = us_calendar(years=range(2040, 2041))
+    again = BusinessCalendar.model_validate_json(far.model_dump_json())
+    assert again == far
+    assert {day.year for day in again.public_holidays} == {2040}
+
+
+def test_without_a_span_the_years_around_today_are_expanded() -> None:
+    today = datetime.now(UTC).date()
+    calendar = BusinessCalendar(name="amer", timezone="America/New_York", country="US")
+    assert {day.year for day in calendar.public_holidays} == set(holiday_years(today))
+    assert holiday_years(date(2026, 12, 5)) == range(2025, 2032)
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    country=st.sampled_from(["US", "DE", "GB", "AU", "JP", "FR"]),
+    first=st.integers(2000, 2080),
+    span=st.integers(1, 8),
+)
+def test_expansion_is_pure_given_a_year_span(country: str, first: int, span: int) -> None:
+    years = range(first, first + span)
+    dates = public_holiday_dates(country, None, years)
+    assert dates == public_holiday_dates(country, None, years)
+    assert {day.year for day in dates} == set(years)
+    by_year = [public_holiday_dates(country, None, range(year, year + 1)) for year in years]
+    assert dates == frozenset().union(*by_year)
 
 
 # --- properties -------------------------------------------------------------------------------

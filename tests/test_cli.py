@@ -106,7 +106,7 @@ async def test_why_explains_an_mql_in_words_a_rep_understands(
     text = why.stdout
     assert "+50 Viewed the pricing page x2" in text
     assert "+20 Decision-maker title" in text
-    assert "model 2025.1" in text
+    assert "model 2026.2" in text
     assert "Top behaviours: Viewed the pricing page 2 times" in text
     assert "entered MQL" in text
     view = json.loads(shown.stdout)
@@ -186,7 +186,7 @@ async def test_scoring_deploy_is_used_by_running_contacts_and_rollback_restores(
             rule["points"] = 30
     candidate = tmp_path / "scoring.yaml"
     candidate.write_text(yaml.safe_dump(model))
-    async with running_worker(env.client, store, settings, children=False):
+    async with running_worker(env.client, store, settings):
         await _revops(environ, "events", "send", "u-model", "Case Study Viewed")
         handle = handle_for(env.client, store, "u-model")
         await eventually(lambda: state_of(handle), lambda s: s.scores is not None)

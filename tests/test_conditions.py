@@ -6,23 +6,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.facts import ContactFacts, EventRecord
-from revops.conditions import (
-    STAGE_ORDER,
+from audience.conditions import (
+    SHIPPED_DEMAND_STATES,
     Condition,
     Snapshot,
     condition_json_schema,
     evaluate,
-    format_duration,
     next_change_at,
     parse_condition,
-    parse_duration,
     referenced_demand_states,
     referenced_lists,
 )
+from audience.facts import ContactFacts, EventRecord
+from lifecycle.stages import STAGES as STAGE_ORDER
+from revops.durations import format_duration, parse_duration
 from revops.errors import ConfigError
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -369,3 +370,9 @@ def test_result_never_changes_before_next_change_at_and_does_change_there(
         assert moment > snap.now
         assert condition.holds(snap.at(moment - TICK)) == result
         assert condition.holds(snap.at(moment)) != result
+
+
+def test_without_an_order_demand_states_rank_as_the_shipped_file_says() -> None:
+    shipped = yaml.safe_load((SHIPPED_DEMAND_STATES).read_text(encoding="utf-8"))
+    names = tuple(state["name"] for state in shipped["states"])
+    assert Snapshot.of(facts(T0)).demand_state_order == names

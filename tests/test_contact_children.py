@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from temporalio.client import WorkflowExecutionStatus
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from models.events import StaticListChange
 from revops.settings import Settings
 from store.decisions import DecisionLog
 from store.repo import Store
@@ -18,6 +22,7 @@ from tests.support import (
     state_of,
     track,
 )
+from workflows.contact import ContactWorkflow
 
 
 async def test_a_trial_start_enrolls_trial_onboarding_as_a_pinned_child(
@@ -66,3 +71,38 @@ async def test_a_hand_raiser_starts_the_handoff_in_the_mql_task_and_learns_its_o
     assert description.status == WorkflowExecutionStatus.RUNNING
     assert description.task_queue == settings.priority_task_queue, "ordinary traffic waits"
     assert state.handoff.deadline is not None
+
+
+async def test_a_hold_list_pauses_the_contacts_journeys_and_leaving_it_resumes_them(
+    env: WorkflowEnvironment, store: Store, settings: Settings
+) -> None:
+    async with running_worker(env.client, store, settings, auto_handoff=False) as relay:
+        await send(store, relay, track("u-hold", "Trial Started"))
+        handle = handle_for(env.client, store, "u-hold")
+        state = await eventually(
+            lambda: state_of(handle), lambda s: any(e.workflow_id for e in s.enrollments)
+        )
+        trial = env.client.get_workflow_handle(state.enrollments[0].workflow_id or "")
+        hold = StaticListChange(list_name="Sales Hold", member=True)
+        await handle.signal(ContactWorkflow.set_list_membership, hold)
+        held = await eventually(lambda: state_of(handle), lambda s: s.enrollments[0].paused)
+        release = StaticListChange(list_name="Sales Hold", member=False)
+        await handle.signal(ContactWorkflow.set_list_membership, release)
+        freed = await eventually(lambda: state_of(handle), lambda s: not s.enrollments[0].paused)
+        signals = await eventually(lambda: _signals(trial), lambda names: "resume" in names)
+        rows = DecisionLog(store).recent(state.contact_id)
+    lines = [line for row in rows for line in row.explanation]
+    assert held.enrollments[0].paused_by == "hold" and freed.enrollments[0].paused_by is None
+    assert "paused trial-onboarding: all automation held: on list Sales Hold" in lines
+    assert any(line.startswith("resumed trial-onboarding") for line in lines)
+    assert signals.index("stop") < signals.index("resume"), "the journey heard both, in order"
+
+
+async def _signals(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    history = await handle.fetch_history()
+    signaled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    return [
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for e in history.events
+        if e.event_type == signaled
+    ]

@@ -20,12 +20,13 @@ from tests.support import (
     state_of,
     track,
 )
+from workflows.contact import ContactWorkflow
 
 
 async def test_signed_up_contact_becomes_lead_with_timestamped_history(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(store, relay, track("u-lead", "Signed Up"))
         handle = handle_for(env.client, store, "u-lead")
         state = await eventually(lambda: state_of(handle), lambda s: s.stage == "Lead")
@@ -39,7 +40,7 @@ async def test_signed_up_contact_becomes_lead_with_timestamped_history(
 async def test_first_event_without_a_promotion_makes_a_subscriber(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(store, relay, track("u-sub", "Newsletter Opened"))
         handle = handle_for(env.client, store, "u-sub")
         state = await eventually(lambda: state_of(handle), lambda s: s.stage is not None)
@@ -49,7 +50,7 @@ async def test_first_event_without_a_promotion_makes_a_subscriber(
 async def test_lower_stage_event_never_demotes(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(store, relay, track("u-opp", "Opportunity Created", type_="sales"))
         await send(store, relay, track("u-opp", "Signed Up"))
         await send(store, relay, track("u-opp", "Lead Accepted", type_="sales"))
@@ -63,7 +64,7 @@ async def test_lower_stage_event_never_demotes(
 async def test_promotions_are_timestamped_in_order(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(store, relay, track("u-path", "Signed Up"))
         handle = handle_for(env.client, store, "u-path")
         await eventually(lambda: state_of(handle), lambda s: s.stage == "Lead")
@@ -79,7 +80,7 @@ async def test_repeated_message_id_is_counted_once(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
     event = track("u-dup", "Pricing Page Viewed", message_id="m-dup-1")
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(store, relay, event)
         handle = handle_for(env.client, store, "u-dup")
         await eventually(lambda: state_of(handle), lambda s: s.events_applied == 1)
@@ -87,8 +88,8 @@ async def test_repeated_message_id_is_counted_once(
         pending = store.pending(limit=10)
         assert pending == []
         again = EventBatch(events=[_as_contact_event(event)])
-        await handle.signal("events", again)
-        await handle.signal("events", again)
+        await handle.signal(ContactWorkflow.events, again)
+        await handle.signal(ContactWorkflow.events, again)
         await send(store, relay, track("u-dup", "Case Study Viewed"))
         state = await eventually(lambda: state_of(handle), lambda s: s.events_applied >= 2)
     assert state.event_counts == {"Pricing Page Viewed": 1, "Case Study Viewed": 1}
@@ -98,18 +99,19 @@ async def test_continue_as_new_keeps_state_and_still_ignores_seen_message_ids(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
     first = track("u-can", "Signed Up", message_id="m-can-first")
-    async with running_worker(
-        env.client, store, settings, children=False, history_limit=20
-    ) as relay:
+    async with running_worker(env.client, store, settings, history_limit=20) as relay:
         await send(store, relay, first)
         handle = handle_for(env.client, store, "u-can")
         first_run = (await handle.describe()).run_id
         for i in range(12):
             await send(store, relay, track("u-can", "Email Opened", message_id=f"m-can-{i}"))
-        state = await eventually(lambda: state_of(handle), lambda s: s.events_applied == 13)
+        # The run continues as new once its step's handlers finish: the query can answer from
+        # the old run a moment before, so wait for the new run rather than look once.
+        state = await eventually(
+            lambda: state_of(handle), lambda s: s.events_applied == 13 and s.runs >= 2
+        )
         assert (await handle.describe()).run_id != first_run, "expected a continue-as-new"
-        assert state.runs >= 2
-        await handle.signal("events", EventBatch(events=[_as_contact_event(first)]))
+        await handle.signal(ContactWorkflow.events, EventBatch(events=[_as_contact_event(first)]))
         await send(store, relay, track("u-can", "Case Study Viewed"))
         state = await eventually(lambda: state_of(handle), lambda s: s.events_applied == 14)
         await save_history(handle, "contact_after_continue_as_new")
@@ -121,12 +123,13 @@ async def test_continue_as_new_keeps_state_and_still_ignores_seen_message_ids(
 async def test_manual_override_is_kept_as_an_audited_entry(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(store, relay, track("u-man", "Opportunity Created", type_="sales"))
         handle = handle_for(env.client, store, "u-man")
         await eventually(lambda: state_of(handle), lambda s: s.stage == "Opportunity")
         await handle.signal(
-            "override_stage", StageOverride(stage="Lead", reason="duplicate opportunity")
+            ContactWorkflow.override_stage,
+            StageOverride(stage="Lead", reason="duplicate opportunity"),
         )
         state = await eventually(lambda: state_of(handle), lambda s: s.stage == "Lead")
         await save_history(handle, "contact_manual_override")
@@ -139,33 +142,34 @@ async def test_manual_override_is_kept_as_an_audited_entry(
     assert rows[-1].override is True
 
 
-async def test_closed_lost_recycles_to_renurture_after_90_days(
+async def test_closed_lost_recycles_to_renurture_after_the_policys_delay(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(
             store,
             relay,
-            track("u-lost", "Closed Lost", type_="sales", properties={"reason": "No Budget"}),
+            track("u-lost", "Closed Lost", type_="sales", properties={"reason": "Timing"}),
         )
         handle = handle_for(env.client, store, "u-lost")
         state = await eventually(lambda: state_of(handle), lambda s: bool(s.wakeups))
-        assert state.renurture is None
-        await env.fast_forward(handle, timedelta(days=89))
+        assert state.renurture is None and state.enrollments == []
+        await env.fast_forward(handle, timedelta(days=59))
         assert (await state_of(handle)).renurture is None
         await env.fast_forward(handle, timedelta(days=2))
-        state = await eventually(lambda: state_of(handle), lambda s: s.renurture is not None)
-        await save_history(handle, "contact_recycle_timer")
+        state = await eventually(lambda: state_of(handle), lambda s: bool(s.past_enrollments))
+        await save_history(handle, "contact_lifecycle_recycle_policy")
     assert state.renurture is not None
-    assert "No Budget" in state.renurture.reason
+    assert "closed lost: Timing" in state.renurture.reason
     assert state.wakeups == []
-    assert "Re-nurture" in state.lists
+    assert [e.journey for e in state.past_enrollments] == ["renurture"], "the list's journey"
+    assert state.stage == "Subscriber", "recycling never moves the stage"
 
 
 async def test_search_attributes_carry_opaque_id_and_stage_only(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(
             store,
             relay,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from email.utils import parsedate_to_datetime
 
 import httpx
 from pydantic import SecretStr
@@ -17,12 +19,12 @@ from models.effects import (
     TaskPayload,
     WebhookPayload,
 )
-from revops.ids import verify_token
+from revops.ids import short_hash, verify_token
 from revops.settings import Settings
 from store.effects import Ledger
 from store.repo import Store
 from tests.conftest import ID_SECRET
-from tests.sinks import http_sink, smtp_sink
+from tests.sinks import http_sink, part_of, smtp_sink
 from tests.support import track
 
 
@@ -57,14 +59,15 @@ async def test_an_email_key_is_delivered_once_with_one_click_unsubscribe(
             first = await env.run(effects.send_effect, _email(contact, "c/e1/step-1"))
             again = await env.run(effects.send_effect, _email(contact, "c/e1/step-1"))
     assert (first.status, again.status) == ("sent", "duplicate")
-    assert first.rendered_subject == "Ada, the case study you asked for"
+    assert first.rendered_subject is None, "the result (kept in history) names nobody"
     (message,) = inbox
+    assert message["Subject"] == "Ada, the case study you asked for"
     assert message["To"] == "ada@acme.io"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     link = message["List-Unsubscribe"].strip("<>")
     token = link.split("token=")[1]
     assert verify_token(token, ID_SECRET) == contact
-    assert "Hi Ada at Acme." in message.get_payload()
+    assert "Hi Ada at Acme." in part_of(message, "plain")
     assert Ledger(store).sends(contact)[0].status == "sent"
 
 
@@ -145,3 +148,69 @@ async def test_slack_and_crm_task_effects(store: Store, settings: Settings) -> N
     assert sink.received[0].json() == {"text": "New MQL, score 80"}
     (created,) = Ledger(store).tasks("rep-ana")
     assert created.title == "Call the new MQL" and created.contact_id == contact
+
+
+async def test_mail_has_a_date_a_message_id_on_the_from_domain_and_both_parts(
+    store: Store, settings: Settings
+) -> None:
+    contact = _contact(store, "u-parts", email="ada@acme.io", first_name="Ada", company="Acme")
+    configured = settings.model_copy(update={"mail_from": "Acme News <news@mail.acme.io>"})
+    request = _email(contact, "c/e9/step-1")
+    request.email = EmailPayload(
+        subject="Hi", body="Read https://acme.io/guide?x=1, then reply.\n\nThanks"
+    )
+    with smtp_sink() as (port, inbox):
+        async with httpx.AsyncClient() as http:
+            effects = EffectActivities(
+                store, configured.model_copy(update={"smtp_port": port}), http
+            )
+            await ActivityEnvironment().run(effects.send_effect, request)
+    (message,) = inbox
+    assert message["Message-ID"] == f"<{short_hash('c/e9/step-1')}@mail.acme.io>"
+    assert parsedate_to_datetime(message["Date"]).tzinfo is not None
+    assert message.get_content_type() == "multipart/alternative"
+    text, html = part_of(message, "plain"), part_of(message, "html")
+    assert "then reply." in text and "<p>" in html and "Unsubscribe" in html
+    tracked = re.findall(r'href="([^"]+/t/c/[^"]+)"', html)
+    assert len(tracked) == 1 and "/t/c/" in text  # the link, in both parts, tracked
+    assert re.search(r'<img src="[^"]+/t/o/', html)
+    assert (Ledger(store).sends(contact)[0].message_id) == message["Message-ID"]
+
+
+async def test_transactional_mail_and_journeys_that_opt_out_are_not_tracked(
+    store: Store, settings: Settings
+) -> None:
+    contact = _contact(store, "u-untracked", email="tx@acme.io")
+    request = _email(contact, "c/tx/2", marketing=False)
+    request.email = EmailPayload(subject="Receipt", body="See https://acme.io/receipt")
+    with smtp_sink() as (port, inbox):
+        async with httpx.AsyncClient() as http:
+            plain = settings.model_copy(update={"smtp_port": port, "track_clicks": False})
+            effects = EffectActivities(store, plain, http)
+            await ActivityEnvironment().run(effects.send_effect, request)
+            marketing = _email(contact, "c/mk/1")
+            marketing.email = EmailPayload(subject="News", body="See https://acme.io/news")
+            await ActivityEnvironment().run(effects.send_effect, marketing)
+    receipt, news = inbox
+    assert "/t/" not in part_of(receipt, "html") + part_of(receipt, "plain")
+    assert "https://acme.io/news" in part_of(news, "plain")  # clicks off globally
+    assert "/t/o/" in part_of(news, "html")  # opens still on
+
+
+async def test_one_smtp_connection_carries_many_messages_and_is_reopened_when_dropped(
+    store: Store, settings: Settings
+) -> None:
+    contact = _contact(store, "u-pool", email="pool@acme.io")
+    with smtp_sink() as (port, inbox):
+        configured = settings.model_copy(update={"smtp_port": port, "smtp_connections": 1})
+        async with httpx.AsyncClient() as http:
+            effects = EffectActivities(store, configured, http)
+            for n in range(5):
+                await ActivityEnvironment().run(effects.send_effect, _email(contact, f"p/{n}"))
+            opened_for_five = effects.smtp.opened
+    with smtp_sink(port) as (_, later):  # the server restarted: the kept connection is dead
+        async with httpx.AsyncClient() as http:
+            effects_after = effects
+            await ActivityEnvironment().run(effects_after.send_effect, _email(contact, "p/5"))
+    assert (len(inbox), opened_for_five) == (5, 1)
+    assert len(later) == 1 and effects.smtp.opened == 2

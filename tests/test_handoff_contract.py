@@ -11,13 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.workflow import ParentClosePolicy
 
-from models.handoff import (
-    SALES_ACTIVITY_SIGNAL,
-    UPDATE_SIGNAL,
-    HandoffInput,
-    HandoffUpdate,
-    SalesActivity,
-)
+from handoff.contract import HandoffInput, HandoffUpdate, SalesActivity
 from revops.settings import Settings
 from store.repo import Store
 from tests.handoff_support import (
@@ -30,10 +24,11 @@ from tests.handoff_support import (
 )
 from tests.support import eventually, running_worker
 from worker import WORKFLOWS, WorkerDeps
+from workflows.handoff import HandoffParent, HandoffWorkflow
 
 
 @workflow.defn(name="HandoffParentProbe", sandboxed=False)
-class ParentProbe:
+class ParentProbe(HandoffParent):
     """Stands in for the contact workflow: starts the child, keeps every update it sends."""
 
     def __init__(self) -> None:
@@ -43,14 +38,14 @@ class ParentProbe:
     async def run(self, data: HandoffInput) -> None:
         """Start the handoff as a child (abandoned on close, like the contact's) and wait."""
         await workflow.start_child_workflow(
-            "HandoffWorkflow",
+            HandoffWorkflow.run,
             data,
             id=data.handoff_id,
             parent_close_policy=ParentClosePolicy.ABANDON,
         )
         await workflow.wait_condition(lambda: any(u.outcome for u in self.updates))
 
-    @workflow.signal(name=UPDATE_SIGNAL)
+    @workflow.signal(name="handoff_update")
     def handoff_update(self, update: HandoffUpdate) -> None:
         """Keep the update."""
         self.updates.append(update)
@@ -81,19 +76,16 @@ async def test_the_parent_hears_owner_and_sla_changes(
             child = env.client.get_workflow_handle(data.handoff_id)
 
             async def updates() -> list[HandoffUpdate]:
-                seen: list[HandoffUpdate] = await parent.query(
-                    "updates", result_type=list[HandoffUpdate]
-                )
-                return seen
+                return await parent.query(ParentProbe.seen)
 
             await eventually(updates, lambda seen: len(seen) == 1)
             touch = SalesActivity(name="Sales Call Logged", at=datetime.now(UTC))
-            await child.signal(SALES_ACTIVITY_SIGNAL, touch)
+            await child.signal(HandoffWorkflow.sales_activity, touch)
             await eventually(updates, lambda seen: seen[-1].sla_state == "met")
             reject = SalesActivity(
                 name="Lead Rejected", at=datetime.now(UTC), properties={"reason": "Competitor"}
             )
-            await child.signal(SALES_ACTIVITY_SIGNAL, reject)
+            await child.signal(HandoffWorkflow.sales_activity, reject)
             await parent.result()
             seen = await updates()
     assigned, met, rejected = seen
@@ -120,19 +112,23 @@ async def test_continue_as_new_keeps_owner_timers_and_outcome_rules(
         async with running_worker(env.client, store, sinks.settings):
             handle = await start_handoff(env.client, sinks.settings, data)
             before = await eventually(lambda: sla_of(handle), lambda s: s.owner is not None)
-            first_run = (await handle.describe()).run_id
+            # The run started here, not the one running now: with a limit of 20 events the first
+            # run may already have continued as new after its own assignment (its history is
+            # about 26 events), and the noise below would then never make another run.
+            first_run = handle.result_run_id
             for n in range(8):
                 noise = SalesActivity(
                     name="Opportunity Stage Changed",
                     at=datetime.now(UTC) + timedelta(seconds=n),
                     properties={"stage": f"s{n}"},
                 )
-                await handle.signal(SALES_ACTIVITY_SIGNAL, noise)
+                await handle.signal(HandoffWorkflow.sales_activity, noise)
             await eventually(
                 handle.describe, lambda d: d.run_id != first_run and d.run_id is not None
             )
             await handle.signal(
-                SALES_ACTIVITY_SIGNAL, SalesActivity(name="Lead Accepted", at=datetime.now(UTC))
+                HandoffWorkflow.sales_activity,
+                SalesActivity(name="Lead Accepted", at=datetime.now(UTC)),
             )
             after = await eventually(lambda: sla_of(handle), lambda s: s.state == "accepted")
     assert (after.owner, after.deadline, after.mql_at) == (

@@ -7,26 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from models.handoff import (
-    HandoffInput,
-    HandoffSettings,
-    HandoffState,
-    SalesActivity,
-    TimerKind,
-)
-from revops.errors import ConfigError
-from revops.handoff import (
+from definitions import HANDOFF, read_file
+from handoff.contract import HandoffInput, HandoffState, SalesActivity, TimerKind
+from handoff.notice import build_notice, compose
+from handoff.routing import RoutingState, Trigger, route, sla_for
+from handoff.settings import HandoffSettings
+from handoff.sla import (
+    CatchUp,
     NoticePlan,
     apply_sales_activity,
     apply_timer,
     due_timer,
-    load_handoff_settings,
     next_wakeup,
     start_turn,
     status_of,
 )
-from revops.handoff_notice import build_notice, compose
-from revops.routing import RoutingState, Trigger, route, sla_for
+from revops.errors import ConfigError
 from tests.handoff_support import REPO, handoff_config, handoff_input
 
 NOW = datetime(2026, 6, 9, 14, 0, tzinfo=UTC)  # Tuesday 10:00 in New York
@@ -65,6 +61,39 @@ def test_timers_come_in_order_reminder_breach_second_breach_then_the_reply_warni
         ("second_breach", timedelta(minutes=30)),
     ]
     assert state.breaches == 2 and state.escalations == 1 and state.sla_met is False
+
+
+def _catch_up(
+    at: datetime, settings: HandoffSettings, catch_up: CatchUp | None
+) -> tuple[list[TimerKind], list[str]]:
+    """Fire every timer due at ``at`` in one wake-up (workers back after an outage)."""
+    state, _ = _started()
+    fired: list[TimerKind] = []
+    notices: list[str] = []
+    while (kind := due_timer(state, at, settings)) is not None and "expire" not in fired:
+        fired.append(kind)
+        step = apply_timer(state, kind, at, settings, catch_up)
+        notices += [plan.kind for plan in step.notices]
+        if step.reassign:
+            break
+    return fired, notices
+
+
+def test_timers_overdue_together_send_no_stale_reminder_and_one_escalation() -> None:
+    """Workers down past the reminder, the breach and the second breach: on restart all three
+    fire in one wake-up; the owner's reminder of a passed deadline and a second escalation
+    (nobody left to reassign to) are left out. Without ``CatchUp`` (1.0.0) both went out."""
+    later = NOW + timedelta(hours=2)
+    last = HandoffSettings(max_reassignments=0)
+    fired, notices = _catch_up(later, last, CatchUp())
+    assert fired[:3] == ["reminder", "breach", "second_breach"]
+    assert notices == ["escalation"]
+    _, released = _catch_up(later, last, None)
+    assert released == ["reminder", "escalation", "escalation"]
+    # With a rep left to try, the second breach still reassigns (its notices are the
+    # workflow's), after one escalation.
+    fired, notices = _catch_up(later, SETTINGS, CatchUp())
+    assert fired == ["reminder", "breach", "second_breach"] and notices == ["escalation"]
 
 
 def test_nothing_is_due_before_its_time() -> None:
@@ -164,13 +193,13 @@ def test_an_escalation_names_the_owner_and_shows_the_managers_local_time() -> No
 def test_the_shipped_handoff_settings_load_and_a_missing_file_means_defaults(
     tmp_path: Path,
 ) -> None:
-    shipped = load_handoff_settings(REPO / "config" / "handoff.yaml")
+    shipped = read_file(HANDOFF, REPO / "config" / "handoff.yaml")
     assert shipped.customer_success.owner == "cs-team" and shipped.max_reassignments == 2
-    assert load_handoff_settings(tmp_path / "absent.yaml") == HandoffSettings()
+    assert read_file(HANDOFF, tmp_path / "absent.yaml") == HandoffSettings()
 
 
 def test_a_bad_handoff_setting_is_a_config_error_naming_the_field(tmp_path: Path) -> None:
     path = tmp_path / "handoff.yaml"
     path.write_text("notify:\n  owner: [pager]\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"handoff.yaml: notify.owner\[0\]"):
-        load_handoff_settings(path)
+        read_file(HANDOFF, path)

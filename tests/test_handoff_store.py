@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from models.handoff import SlaRecord, TurnRecord
-from revops.routing import RoutingInput
+from handoff.contract import SlaRecord, TurnRecord
+from handoff.routing import RoutingInput
 from store.repo import Store
 from store.routing_state import RoutingBook
 from store.sla import SlaBook

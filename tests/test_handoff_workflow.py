@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from models.handoff import SALES_ACTIVITY_SIGNAL, SalesActivity, SlaStatus
+from handoff.contract import SalesActivity, SlaStatus
 from revops.settings import Settings
 from store.effects import Ledger
 from store.repo import Store
@@ -32,7 +32,9 @@ from tests.handoff_support import (
     sla_of,
     start_handoff,
 )
+from tests.sinks import part_of
 from tests.support import eventually, running_worker, save_history, virtual_now
+from workflows.handoff import HandoffWorkflow
 
 NEW_YORK = ZoneInfo("America/New_York")
 SECOND = timedelta(seconds=1)
@@ -65,7 +67,7 @@ async def listed(value: Any) -> Any:
 async def say(handle: WorkflowHandle[Any, Any], name: str, **properties: Any) -> None:
     """Forward one sales activity, as the contact workflow does."""
     activity = SalesActivity(name=name, at=datetime.now(UTC), properties=properties)
-    await handle.signal(SALES_ACTIVITY_SIGNAL, activity)
+    await handle.signal(HandoffWorkflow.sales_activity, activity)
 
 
 # --- notices and first touch ----------------------------------------------------------------
@@ -120,7 +122,7 @@ async def test_the_owner_is_told_the_top_three_behaviours_demand_state_and_score
     assert "Scores: fit 65, engagement 80" in text
     assert "revops contacts why u-notice" in text
     (mail,) = sinks.mails_to("sdr-a02@example.com")
-    assert "Case Study Viewed" in mail.get_payload() and mail["List-Unsubscribe"] is None
+    assert "Case Study Viewed" in part_of(mail, "plain") and mail["List-Unsubscribe"] is None
     (task,) = Ledger(store).tasks("rep-a02")
     assert task.kind == "handoff_assigned" and task.contact_id == contact
     assert task.due_at is not None and task.due_at.replace(tzinfo=UTC) == status.deadline
@@ -401,3 +403,27 @@ async def test_closed_lost_records_the_outcome(
     assert (result.outcome, result.outcome_reason) == ("closed_lost", "No Budget")
     record = SlaBook(store).get(data.handoff_id)
     assert record is not None and record.state == "closed" and record.outcome == "closed_lost"
+
+
+async def test_support_filters_breached_handoffs_by_sla_state(
+    env: WorkflowEnvironment, store: Store, settings: Settings
+) -> None:
+    """``SlaState`` follows the SLA in the Temporal UI: waiting, then escalated on a breach."""
+    contact = known_contact(store, "u-sla-attr")
+    data = handoff_input(contact, handoff_config())
+
+    async def found(query: str) -> list[str]:
+        return [w.id async for w in env.client.list_workflows(query)]
+
+    with notification_sinks(settings) as sinks:
+        async with running_worker(env.client, store, sinks.settings):
+            handle = await start_handoff(env.client, sinks.settings, data)
+            first = await owner_of(handle)
+            waiting = f'SlaState = "waiting" AND WorkflowId = "{data.handoff_id}"'
+            assert await eventually(lambda: found(waiting), bool) == [data.handoff_id]
+            assert first.deadline is not None
+            await advance_to(env, handle, first.deadline + SECOND)
+            await eventually(lambda: sla_of(handle), lambda s: s.breaches == 1)
+            breached = f'SlaState IN ("breached", "escalated") AND WorkflowId = "{data.handoff_id}"'
+            assert await eventually(lambda: found(breached), bool) == [data.handoff_id]
+            await save_history(handle, "handoff_sla_state_attribute")

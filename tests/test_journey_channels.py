@@ -22,7 +22,7 @@ import pytest_asyncio
 from aiosmtpd.controller import Controller
 from temporalio.testing import WorkflowEnvironment
 
-from models.contact import Consent
+from audience.consent import Consent
 from revops.ids import short_hash
 from revops.settings import Settings
 from starter.simulate import simulation_environment
@@ -206,7 +206,7 @@ async def test_a_worker_killed_mid_send_delivers_the_email_exactly_once_after_re
             "REVOPS_ID_SECRET": ID_SECRET,
             "REVOPS_SMTP_PORT": str(port),
             "REVOPS_CONFIG_DIR": str(REPO / "config"),
-            "REVOPS_JOURNEYS_DIR": str(REPO / "journeys"),
+            "REVOPS_JOURNEYS_DIR": str(REPO / "config" / "journeys"),
             "REVOPS_LOG_LEVEL": "WARNING",
         }
         async with worker_process(environ) as first:
@@ -224,5 +224,5 @@ async def test_a_worker_killed_mid_send_delivers_the_email_exactly_once_after_re
     (row,) = Ledger(store).sends(who)
     assert (row.status, row.attempts) == ("sent", 2)
     (message,) = smtp.messages
-    assert message["Message-ID"] == f"<{short_hash(key)}@revops>"
+    assert message["Message-ID"] == f"<{short_hash(key)}@example.com>"
     assert message["Subject"] == "Welcome"

@@ -8,6 +8,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -19,7 +20,7 @@ from store.repo import Store
 from tests.conftest import ID_SECRET, REPO
 
 REVOPS = str(Path(sys.executable).parent / "revops")
-WHITEPAPER = REPO / "journeys" / "whitepaper-nurture.yaml"
+WHITEPAPER = REPO / "config" / "journeys" / "whitepaper-nurture.yaml"
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def environ(tmp_path: Path) -> dict[str, str]:
         "REVOPS_DATA_DIR": str(tmp_path),
         "REVOPS_ID_SECRET": ID_SECRET,
         "REVOPS_CONFIG_DIR": str(REPO / "config"),
-        "REVOPS_JOURNEYS_DIR": str(REPO / "journeys"),
+        "REVOPS_JOURNEYS_DIR": str(REPO / "config" / "journeys"),
         "REVOPS_LOG_LEVEL": "WARNING",
     }
 
@@ -48,8 +49,47 @@ def test_validate_exits_2_naming_the_file_step_and_field(
     code, output = revops(environ, "validate", str(bad))
     assert code == 2
     assert "steps[1] (d0-confirmation).send: channel must be one of" in output.replace("\n", "")
-    code, output = revops(environ, "validate", str(REPO / "journeys"))
+    code, output = revops(environ, "validate", str(REPO / "config" / "journeys"))
     assert (code, "journey file(s) valid" in output) == (0, True)
+
+
+def test_validate_refuses_names_nothing_defines_and_warns_about_unknown_traits(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    body = yaml.safe_load(WHITEPAPER.read_text())
+    newsletter = next(s for s in _steps(body["steps"]) if s["id"] == "d20-newsletter")
+    newsletter["set"]["list_add"] = "Monthly Newsleter"
+    body["exit"] = {"all": [{"stage": {"at_least": "SQL"}}, {"score": "fitt", "gte": 1}]}
+    bad = tmp_path / "whitepaper-nurture.yaml"
+    bad.write_text(yaml.safe_dump(body), encoding="utf-8")
+    code, output = revops(environ, "validate", str(bad))
+    text = " ".join(output.split())
+    assert code == 2
+    assert (
+        "set.list_add: unknown list 'Monthly Newsleter' (did you mean 'Monthly Newsletter'?)"
+        in text
+    )
+    assert "exit.all[1].score: unknown score 'fitt' (did you mean 'fit'?)" in text
+    body = yaml.safe_load(WHITEPAPER.read_text())
+    body["entry"] = {"trait": "industy", "eq": "Software"}
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(yaml.safe_dump(body), encoding="utf-8")
+    code, output = revops(environ, "validate", str(typo))
+    assert code == 0 and "warning:" in output and "did you mean 'industry'?" in output
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(WHITEPAPER.read_text() + "category: nurture\n", encoding="utf-8")
+    code, output = revops(environ, "validate", str(twice))
+    assert code == 2 and "duplicate key 'category'" in output
+
+
+def _steps(node: Any) -> list[Any]:
+    """Every step (a mapping with an ``id``) of a YAML tree, nested ones included."""
+    if isinstance(node, list):
+        return [step for item in node for step in _steps(item)]
+    if not isinstance(node, dict):
+        return []
+    inner = [step for value in node.values() for step in _steps(value)]
+    return [node, *inner] if "id" in node else inner
 
 
 def test_deploy_show_list_and_rollback_keep_versions_and_diffs(
@@ -123,6 +163,6 @@ def test_simulate_prints_the_whitepaper_timeline_in_seconds(environ: dict[str, s
     assert result.returncode == 0, result.stderr
     steps = [json.loads(line) for line in result.stdout.splitlines()]
     sends = [(s["day"], s["step"]) for s in steps if s["outcome"] == "sent"]
-    assert [day for day, _ in sends] == [0, 2, 5, 10, 20]
+    assert [day for day, _ in sends] == [0, 2, 3, 5, 10, 20]
     assert all({"at", "step", "outcome"} <= set(s) for s in steps)
     assert elapsed < 30

@@ -11,19 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from models.facts import EventRecord
-from revops.ab_test import ArmResult, read_split, two_proportion_p_value
-from revops.enrollment import JourneyEnrollment
+from analysis.ab_test import ArmResult, read_split, two_proportion_p_value
+from audience.facts import EventRecord
+from definitions import JOURNEY, Definitions, deployable_body, read_file
+from journeys.definition import parse_journey
+from journeys.enrollment import JourneyEnrollment
+from journeys.program import Program, assign_variant, next_local_time, wait_until
+from journeys.steps import SplitStep, Until
 from revops.errors import ConfigError
-from revops.journey_program import Program, assign_variant, next_local_time, wait_until
-from revops.journey_steps import SplitStep, Until
-from revops.journeys import (
-    JOURNEY_KIND,
-    active_journeys,
-    deployable_body,
-    load_journey,
-    parse_journey,
-)
 from starter.journeys_cli import schema_text
 from store.journeys import JourneyLog, summarise
 from store.registry import Registry
@@ -55,7 +50,7 @@ def test_a_bad_journey_file_names_the_file_the_step_and_the_field(tmp_path: Path
     path = tmp_path / "broken.yaml"
     path.write_text(BAD, encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
-        load_journey(path)
+        read_file(JOURNEY, path)
     lines = str(caught.value).splitlines()
     assert f"{path}: steps[0] (welcome).send.email.subject: template syntax error" in lines[0]
     assert f"{path}: steps[1] (later).wait.for: '2 days' is not a duration" in lines[1]
@@ -71,29 +66,31 @@ def test_a_step_id_used_twice_is_refused() -> None:
 
 
 def test_a_journey_is_its_enrollment_plus_steps_with_the_same_yaml_keys() -> None:
-    definition = load_journey(REPO / "journeys" / "whitepaper-nurture.yaml")
+    definition = read_file(JOURNEY, REPO / "config" / "journeys" / "whitepaper-nurture.yaml")
     enrollment = definition.enrollment
     assert type(enrollment) is JourneyEnrollment
-    raw = yaml.safe_load((REPO / "journeys" / "whitepaper-nurture.yaml").read_text())
+    raw = yaml.safe_load((REPO / "config" / "journeys" / "whitepaper-nurture.yaml").read_text())
     keys = {k: v for k, v in raw.items() if k in JourneyEnrollment.model_fields}
     assert enrollment == JourneyEnrollment.model_validate(keys)
 
 
 def test_the_committed_schema_matches_the_models() -> None:
-    committed = (REPO / "journeys" / "schema.json").read_text(encoding="utf-8")
+    committed = (REPO / "config" / "journeys" / "schema.json").read_text(encoding="utf-8")
     assert committed == schema_text(), "run `revops journeys schema` and commit the result"
     schema = json.loads(committed)
     assert "steps" in schema["required"]
 
 
 def test_the_program_numbers_steps_depth_first_and_resumes_after_nested_lists() -> None:
-    definition = load_journey(REPO / "journeys" / "whitepaper-nurture.yaml")
+    definition = read_file(JOURNEY, REPO / "config" / "journeys" / "whitepaper-nurture.yaml")
     program = Program.of(definition)
-    assert program.numbers["booked-demo"] == 1
-    assert program.successor["d2-deep-dive"] == "wait-to-d5"
-    assert program.successor["d2-blog"] == "wait-to-d5"
-    assert program.successor["d20-disengaged"] is None
-    assert program.label("d5-case-study") == "email 'Case study' step 12"
+    assert program.numbers["booked-meeting"] == 1
+    assert program.successor["d2-deep-dive"] == "wait-to-d3"
+    assert program.successor["d2-blog"] == "wait-to-d3"
+    assert program.successor["d3-resend"] == "wait-to-d5"
+    assert program.successor["d20-disengaged"] == "d20-recycle"
+    assert program.successor["d20-recycle"] is None
+    assert program.label("d5-case-study") == "email 'Case study' step 15"
 
 
 def test_variant_assignment_is_stable_and_follows_the_weights() -> None:
@@ -154,15 +151,13 @@ def test_deployed_versions_win_over_library_files_and_carry_the_registry_number(
     store: Store,
 ) -> None:
     registry = Registry(store)
-    raw = yaml.safe_load((REPO / "journeys" / "webinar.yaml").read_text())
-    registry.deploy(JOURNEY_KIND, "webinar", deployable_body(raw), author="t")
+    raw = yaml.safe_load((REPO / "config" / "journeys" / "webinar.yaml").read_text())
+    registry.deploy(JOURNEY.name, "webinar", deployable_body(raw), author="t")
     raw["description"] = "v2"
-    registry.deploy(JOURNEY_KIND, "webinar", deployable_body(raw), author="t")
-    journeys = {
-        j.name: j for j in active_journeys(registry.active_all(JOURNEY_KIND), REPO / "journeys")
-    }
+    registry.deploy(JOURNEY.name, "webinar", deployable_body(raw), author="t")
+    journeys = Definitions(registry, REPO / "config", REPO / "config" / "journeys").journeys()
     assert (journeys["webinar"].version, journeys["webinar"].description) == (2, "v2")
-    assert journeys["whitepaper-nurture"].version == 1
+    assert journeys["whitepaper-nurture"].version == 2, "a file never deployed: its own version"
 
 
 def test_bounces_complaints_and_sales_outreach_are_read_from_the_event_log(store: Store) -> None:

@@ -15,8 +15,9 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from revops.journeys import load_journey, load_journey_library
-from revops.policies import load_policies
+from definitions import JOURNEY, POLICIES, load_journey_library, read_file
+from definitions.checks import check_definitions
+from definitions.service import shipped_set
 from rules import compile_rules
 from starter.simulate import (
     SimulationResult,
@@ -35,12 +36,12 @@ async def journey_env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
-LIBRARY = REPO / "journeys"
+LIBRARY = REPO / "config" / "journeys"
 CONFIG = REPO / "config"
 
 
 async def run(env: WorkflowEnvironment, name: str, timeline: dict[str, Any]) -> SimulationResult:
-    definition = load_journey(LIBRARY / f"{name}.yaml")
+    definition = read_file(JOURNEY, LIBRARY / f"{name}.yaml")
     script = Timeline.model_validate(timeline)
     return await simulate(definition, script, config_dir=CONFIG, env=env)
 
@@ -58,8 +59,9 @@ def test_the_library_validates_and_compiles_with_the_policies() -> None:
     journeys = load_journey_library(LIBRARY)
     assert len(journeys) >= 6
     engine = compile_rules(
-        [j.enrollment for j in journeys], load_policies(CONFIG / "policies.yaml")
+        [j.enrollment for j in journeys], read_file(POLICIES, CONFIG / "policies.yaml")
     )
+    assert check_definitions(shipped_set(CONFIG, LIBRARY)) == [], "references resolve"
     assert engine.version
     priorities = {j.name: j.priority for j in journeys}
     assert priorities["whitepaper-nurture"] is not None
@@ -75,11 +77,14 @@ async def test_whitepaper_nurture_sends_on_day_0_2_5_10_20_to_a_quiet_contact(
     assert sent(result) == [
         (0, "d0-confirmation"),
         (2, "d2-blog"),
+        (3, "d3-resend"),
         (5, "d5-case-study"),
         (10, "d10-overview"),
         (20, "d20-last-note"),
     ]
-    assert result.outcome == "completed" and len(result.emails) == 5
+    assert result.outcome == "completed" and len(result.emails) == 6
+    assert result.emails[2] != result.emails[1], "the Day-3 resend has a new subject"
+    assert requested(result)[-2:] == ["d20-disengaged", "d20-recycle"]
 
 
 async def test_whitepaper_nurture_follows_an_engaged_contact_to_sales(
@@ -93,20 +98,23 @@ async def test_whitepaper_nurture_follows_an_engaged_contact_to_sales(
         (5, "d5-industry-case-study"),
         (5, "d5-sdr-heads-up"),
         (10, "d10-demo-invite"),
+        (10, "d10-sdr-alert"),
+        (10, "d10-sdr-slack"),
         (20, "d20-qualified-note"),
     ]
     assert requested(result)[-1] == "d20-handoff"
     assert result.emails[2] == "How a Fintech team did it"
+    assert [s.outcome for s in result.steps if s.step == "d3-opened"] == ["no match"]
 
 
-async def test_a_demo_request_converts_the_whitepaper_nurture(
+async def test_a_booked_meeting_converts_the_whitepaper_nurture(
     journey_env: WorkflowEnvironment,
 ) -> None:
     result = await run(
-        journey_env, "whitepaper-nurture", {"events": [{"at": "3d", "event": "Demo Requested"}]}
+        journey_env, "whitepaper-nurture", {"events": [{"at": "4d", "event": "Meeting Booked"}]}
     )
     assert result.outcome == "goal"
-    assert sent(result) == [(0, "d0-confirmation"), (2, "d2-blog")]
+    assert sent(result) == [(0, "d0-confirmation"), (2, "d2-blog"), (3, "d3-resend")]
 
 
 async def test_demand_state_nurture_branches_on_the_buying_state(
@@ -153,8 +161,21 @@ async def test_trial_onboarding_follows_product_usage_through_the_trial(
         (7, "d7-midpoint"),
         (12, "d12-pricing"),
         (14, "d14-upgrade"),
+        (16, "churned-survey"),
     ]
-    assert requested(result) == ["d14-handoff"]
+    assert requested(result) == ["d14-handoff", "churned-reengage"]
+
+
+async def test_an_extended_trial_gets_an_in_app_checklist_support_and_a_sales_touch(
+    journey_env: WorkflowEnvironment,
+) -> None:
+    timeline = {"events": [{"at": "15d", "event": "Trial Extended"}]}
+    result = await run(journey_env, "trial-onboarding", timeline)
+    outcomes = {s.step: s.outcome for s in result.steps}
+    assert outcomes["trial-end"] == "event" and outcomes["d14-extension"] == "sent"
+    assert outcomes["extended-in-app"] == "skipped", "a simulation has no product endpoint"
+    assert outcomes["extended-support"] == "sent" and "churned-survey" not in outcomes
+    assert requested(result) == ["extended-sales-touch"]
 
 
 async def test_trial_onboarding_ends_when_the_trial_converts(
@@ -171,18 +192,36 @@ async def test_webinar_reminds_before_and_follows_up_attendees_after(
 ) -> None:
     timeline = load_timeline(LIBRARY / "timelines" / "webinar-attendee.yaml")
     result = await run(journey_env, "webinar", timeline.model_dump())
+    after = round(2 / 24, 2)
     assert sent(result) == [
         (0, "confirmation"),
         (3, "agenda"),
+        (7, "logistics"),
         (9, "final-reminder"),
         (round(10 - 1 / 24, 2), "starting-soon"),
         (round(10 + 2 / 24, 2), "thanks-recording"),
-        (round(13 + 2 / 24, 2), "related-content"),
-        (round(17 + 2 / 24, 2), "demo-invite"),
-        (round(24 + 2 / 24, 2), "survey"),
+        (11, "high-sales-follow-up"),
+        (13, "related-read"),
+        (17, "demo-invite"),
+        (24, "survey"),
     ]
-    assert requested(result) == ["attendee-list", "hot-lead-handoff"]
+    assert requested(result) == ["attendee-list", "high-handoff"]
+    follow_up = next(s for s in result.steps if s.step == "high-sales-follow-up")
+    assert follow_up.day - (10 + after) < 1, "sales follows up within 24 hours"
     assert any("sms.example" in url for url in result.http_posts)
+
+
+async def test_webinar_day_after_split_by_engagement(journey_env: WorkflowEnvironment) -> None:
+    moderate = {
+        "trigger_properties": {"starts_at": "start+10d"},
+        "events": [{"at": "10d", "event": "Webinar Attended"}],
+    }
+    result = await run(journey_env, "webinar", moderate)
+    steps = [step for _, step in sent(result)]
+    assert "moderate-content" in steps and "high-sales-follow-up" not in steps
+    low = await run(journey_env, "webinar", {"trigger_properties": {"starts_at": "start+10d"}})
+    assert "low-newsletter" in requested(low)
+    assert "next-webinar" in [step for _, step in sent(low)]
 
 
 async def test_webinar_no_show_gets_the_recording_and_a_late_registration_skips_reminders(
@@ -193,16 +232,28 @@ async def test_webinar_no_show_gets_the_recording_and_a_late_registration_skips_
     assert steps[:3] == ["confirmation", "final-reminder", "starting-soon"]
     assert "sorry-we-missed-you" in steps and "thanks-recording" not in steps
     skipped = [s.step for s in result.steps if s.outcome == "skipped"]
-    assert skipped == ["wait-7d-before"]
+    assert skipped == ["wait-7d-before", "wait-3d-before"]
 
 
-async def test_renurture_waits_90_days_after_a_no_budget_loss(
+async def test_renurture_after_a_no_budget_loss_starts_when_the_recycle_enrolls_it(
     journey_env: WorkflowEnvironment,
 ) -> None:
-    timeline = {"events": [{"at": "98d", "event": "Email Clicked"}]}
+    timeline = {"events": [{"at": "8d", "event": "Email Clicked"}]}
     result = await run(journey_env, "renurture-closed-lost", timeline)
-    assert sent(result) == [(90, "r1-whats-new"), (97, "r2-roi"), (104, "r3-rep-task")]
-    assert requested(result) == ["back-on-list", "r3-handoff"]
+    assert sent(result) == [(0, "r1-whats-new"), (7, "r2-roi"), (14, "r3-rep-task")]
+    assert requested(result) == ["r3-handoff"]
+
+
+async def test_renurture_sends_three_touches_then_the_newsletter_and_leaves_the_list(
+    journey_env: WorkflowEnvironment,
+) -> None:
+    result = await run(journey_env, "renurture", {"contact": {"lists": ["Re-nurture"]}})
+    assert sent(result) == [(0, "n1-checking-in"), (7, "n2-case-study")]
+    assert requested(result) == ["n3-newsletter", "n4-off-the-list"]
+    engaged = await run(
+        journey_env, "renurture", {"events": [{"at": "9d", "event": "Email Clicked"}]}
+    )
+    assert requested(engaged) == ["n3-back-to-sales", "n4-off-the-list"]
 
 
 async def test_customer_onboarding_hands_the_customer_to_success(
@@ -235,4 +286,4 @@ async def test_demo_follow_up_reminds_when_no_meeting_is_booked(
 
 @pytest.mark.parametrize("path", sorted(LIBRARY.glob("*.yaml")), ids=lambda p: Path(p).stem)
 def test_every_library_file_names_its_journey_like_the_file(path: Path) -> None:
-    assert load_journey(path).name == path.stem
+    assert read_file(JOURNEY, path).name == path.stem

@@ -15,12 +15,19 @@ import pytest_asyncio
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
-from models.contact import Consent
-from models.facts import EventRecord
-from models.journeys import JourneyInput, JourneyRequest, JourneyResult
+from audience.consent import Consent
+from audience.facts import EventRecord
+from definitions import JOURNEY as JOURNEY_DEFINITION
+from definitions import Definitions, deployable_body
+from journeys.contract import (
+    JourneyInput,
+    JourneyProgress,
+    JourneyRequest,
+    JourneyResult,
+    JourneyStop,
+)
+from journeys.program import assign_variant, next_local_time
 from models.search_attributes import JOURNEY, JOURNEY_VERSION
-from revops.journey_program import assign_variant, next_local_time
-from revops.journeys import JOURNEY_KIND, active_journeys, deployable_body
 from revops.settings import Settings
 from starter.simulate import simulation_environment
 from store.effects import Ledger
@@ -44,6 +51,7 @@ from tests.journey_support import (
 )
 from tests.sinks import HttpSink, http_sink, smtp_sink
 from tests.support import eventually, save_history, track
+from workflows.journey import JourneyWorkflow
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -122,7 +130,9 @@ async def test_every_step_type_runs_in_order_through_the_real_channels(
     who = contact(store, "u-every")
     async with journey_worker(journey_env, store, settings):
         handle = await start(journey_env, settings, definition, who, facts=None)
-        await progress_when(handle, took("subject-test"))
+        await progress_when(
+            handle, lambda p: p.current_step == "pause-a-day" and p.status == "waiting"
+        )
         await skip(journey_env, handle, ten_am() + DAY)
         monday = next_local_time(ten_am() + DAY, "UTC", time(9, 30), ["mon"])
         await skip(journey_env, handle, monday)
@@ -278,16 +288,102 @@ steps:
     async with journey_worker(journey_env, store, settings):
         handle = await start(journey_env, settings, definition, who)
         await progress_when(handle, lambda p: p.status == "waiting")
-        await handle.signal("stop", {"reason": "pre-empted by trial-onboarding", "pause": True})
+        pause = JourneyStop(reason="pre-empted by trial-onboarding", pause=True)
+        await handle.signal(JourneyWorkflow.stop, pause)
         await skip(journey_env, handle, ten_am() + 2 * DAY)
         paused = await progress_when(handle, lambda p: p.status == "paused")
         assert paused.current_step == "first" and inbox == []
-        await handle.signal("resume")
+        await handle.signal(JourneyWorkflow.resume)
         await progress_when(handle, took("first"))
-        await handle.signal("stop", {"reason": "exit criteria"})
+        await handle.signal(JourneyWorkflow.stop, JourneyStop(reason="exit criteria"))
         result: JourneyResult = await handle.result()
     assert result.outcome == "stopped"
     assert [m["Subject"] for m in inbox] == ["One"]
+
+
+STALE = """
+steps:
+  - {id: wait-1, wait: 1d}
+  - {id: m1, send: {channel: email, subject: "Day 1", body: "…"}}
+  - {id: wait-2, wait: 1d}
+  - {id: m2, send: {channel: email, subject: "Day 2", body: "…"}}
+  - {id: wait-3, wait: 1d}
+  - {id: m3, send: {channel: email, subject: "Day 3", body: "…"}}
+  - {id: wait-8, wait: 5d}
+  - {id: m8, send: {channel: email, subject: "Day 8", body: "…"}}
+"""
+
+
+async def _paused_past(
+    env: WorkflowEnvironment, settings: Settings, store: Store, text: str, user: str, days: int
+) -> Any:
+    """Start ``text``, pause it in its first wait, move its clock ``days`` on, resume it."""
+    who = contact(store, user)
+    handle = await start(env, settings, journey(text), who)
+    await progress_when(handle, lambda p: p.status == "waiting")
+    await handle.signal(JourneyWorkflow.stop, JourneyStop(reason="pre-empted", pause=True))
+    await skip(env, handle, ten_am() + days * DAY)
+    await progress_when(handle, lambda p: p.status == "paused")
+    await handle.signal(JourneyWorkflow.resume)
+    return handle
+
+
+async def test_a_paused_journey_skips_its_stale_marketing_step_instead_of_a_burst(
+    journey_env: WorkflowEnvironment, store: Store, sinks: tuple[Settings, list[Any], HttpSink]
+) -> None:
+    settings, inbox, _ = sinks
+    async with journey_worker(journey_env, store, settings):
+        handle = await _paused_past(journey_env, settings, store, STALE, "u-stale", 5)
+        await progress_when(handle, lambda p: p.current_step == "wait-2" and p.status == "waiting")
+        assert [m["Subject"] for m in inbox] == [], "the Day-1 email is four days late: skipped"
+        await skip(journey_env, handle, ten_am() + 6 * DAY + timedelta(minutes=1))
+        state = await progress_when(handle, took("m2"))
+    skipped = next(s for s in state.steps if s.step == "m1")
+    assert skipped.outcome == "skipped" and "stale" in skipped.detail and "(skip)" in skipped.detail
+    assert [m["Subject"] for m in inbox] == ["Day 2"], "the rest keeps its intervals from now"
+
+
+async def test_skip_to_next_leaves_out_what_is_past_and_keeps_the_original_schedule(
+    journey_env: WorkflowEnvironment, store: Store, sinks: tuple[Settings, list[Any], HttpSink]
+) -> None:
+    settings, inbox, _ = sinks
+    text = "late: {marketing: skip_to_next}\n" + STALE
+    async with journey_worker(journey_env, store, settings):
+        handle = await _paused_past(journey_env, settings, store, text, "u-catch-up", 5)
+        await progress_when(handle, lambda p: p.current_step == "wait-8" and p.status == "waiting")
+        assert inbox == [], "Days 1-3 passed while paused: none goes out"
+        await skip(journey_env, handle, ten_am() + 8 * DAY + timedelta(minutes=1))
+        state = await progress_when(handle, took("m8"))
+        await save_history(handle, "journey_lifecycle_stale_steps")
+    outcome = {s.step: s.outcome for s in state.steps}
+    assert [outcome[step] for step in ("m1", "wait-2", "m2", "wait-3", "m3")] == ["skipped"] * 5
+    m8 = next(s for s in state.steps if s.step == "m8")
+    assert abs(m8.at - (ten_am() + 8 * DAY)) < timedelta(minutes=1), "Day 8 stays on Day 8"
+    assert [m["Subject"] for m in inbox] == ["Day 8"]
+
+
+async def test_a_goal_met_by_the_update_that_comes_with_a_stop_counts_as_a_conversion(
+    journey_env: WorkflowEnvironment, store: Store, sinks: tuple[Settings, list[Any], HttpSink]
+) -> None:
+    settings, _, _ = sinks
+    definition = journey("""
+steps:
+  - {id: converted, goal: {event: Subscription Started}}
+  - {id: wait, wait: 3d}
+  - {id: nudge, send: {channel: email, subject: "Still there?", body: "…"}}
+""")
+    who = contact(store, "u-goal-stop")
+    async with journey_worker(journey_env, store, settings):
+        handle = await start(journey_env, settings, definition, who)
+        await progress_when(handle, lambda p: p.status == "waiting")
+    # No worker: the contact's update and the rules' stop reach the journey together.
+    await tell(handle, who, "Subscription Started", at=ten_am())
+    await handle.signal(JourneyWorkflow.stop, JourneyStop(reason="customers leave acquisition"))
+    async with journey_worker(journey_env, store, settings):
+        result: JourneyResult = await handle.result()
+        await save_history(handle, "journey_lifecycle_goal_before_stop")
+    assert result.outcome == "goal"
+    assert [c.goal_step for c in JourneyLog(store).conversions(definition.name)] == ["converted"]
 
 
 async def test_over_the_weekly_cap_a_send_is_deferred_then_sent_with_a_new_key(
@@ -347,24 +443,34 @@ steps:
 """
 
 
+def at_gap(state: JourneyProgress) -> bool:
+    """The pinned journey waits on its two-day timer."""
+    return state.current_step == "gap" and state.status == "waiting"
+
+
 async def test_a_running_v1_enrollment_keeps_v1_steps_after_v2_is_deployed(
     journey_env: WorkflowEnvironment, store: Store, sinks: tuple[Settings, list[Any], HttpSink]
 ) -> None:
     settings, inbox, _ = sinks
     registry = Registry(store)
     v1 = yaml.safe_load(PINNED)
-    registry.deploy(JOURNEY_KIND, "pinned-nurture", deployable_body(v1), author="test")
-    (old,) = active_journeys(registry.active_all(JOURNEY_KIND))
+    registry.deploy(JOURNEY_DEFINITION.name, "pinned-nurture", deployable_body(v1), author="test")
+    (old,) = Definitions(registry, settings.config_dir).journeys().values()
     early = contact(store, "u-v1", email="early@acme.io")
     late = contact(store, "u-v2", email="late@acme.io")
     async with journey_worker(journey_env, store, settings):
         running = await start(journey_env, settings, old, early)
-        await progress_when(running, took("first"))
+        await progress_when(running, at_gap)
         v2_text = PINNED.replace("v1 second", "v2 second").replace("v1 first", "v2 first")
         v2 = yaml.safe_load(v2_text)
-        assert registry.deploy(JOURNEY_KIND, "pinned-nurture", deployable_body(v2), author="t")
-        (new,) = active_journeys(registry.active_all(JOURNEY_KIND))
+        assert registry.deploy(
+            JOURNEY_DEFINITION.name, "pinned-nurture", deployable_body(v2), author="t"
+        )
+        (new,) = Definitions(registry, settings.config_dir).journeys().values()
         fresh = await start(journey_env, settings, new, late)
+        # Skip only once each journey's two-day timer exists: a clock moved while the first
+        # send is still running makes the timer count from the new time, and it never fires.
+        await progress_when(fresh, at_gap)
         await skip(journey_env, running, ten_am() + 2 * DAY)
         await skip(journey_env, fresh, ten_am() + 2 * DAY)
         await running.result()
@@ -392,6 +498,7 @@ steps:
   - {id: tag, set: {trait: plan, value: trial}}
   - {id: newsletter, set: {list_add: Monthly Newsletter}}
   - {id: onboarding, enroll: trial-onboarding}
+  - {id: quiet, recycle: disengaged}
   - {id: sales, handoff: {reason: trial ending}}
 """)
     who = contact(store, "u-parent")
@@ -413,6 +520,7 @@ steps:
         ("set_trait", "plan", "trial"),
         ("list_add", "Monthly Newsletter", None),
         ("enroll", "trial-onboarding", None),
+        ("recycle", "disengaged", None),
         ("handoff", None, "trial ending"),
         ("finished", None, None),
     ]

@@ -10,21 +10,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.facts import ContactFacts, EventRecord
-from revops.errors import ConfigError
-from revops.lists import (
+from audience.demand_states import (
     DemandStatesConfig,
-    ListKind,
-    ListsConfig,
     current_demand_state,
     default_demand_states,
-    diff_memberships,
     evaluate_demand_state,
+)
+from audience.facts import ContactFacts, EventRecord
+from audience.lists import (
+    ListKind,
+    ListsConfig,
+    check_demand_state_names,
+    diff_memberships,
     evaluate_memberships,
     lists_json_schema,
-    load_demand_states,
-    load_lists,
 )
+from definitions import DEMAND_STATES, LISTS, read_file
+from revops.errors import ConfigError
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -35,7 +37,9 @@ ICP = {"industry": "Software", "seniority": "VP", "company_size": 450}
 
 @pytest.fixture(scope="module")
 def lists() -> ListsConfig:
-    return load_lists(CONFIG / "lists.yaml", demand_states=default_demand_states())
+    config = read_file(LISTS, CONFIG / "lists.yaml")
+    check_demand_state_names(config, default_demand_states().order, "lists.yaml")
+    return config
 
 
 def facts(
@@ -168,7 +172,7 @@ lists:
 
 
 def test_nested_lists_are_evaluated_after_the_lists_they_refer_to(tmp_path: Path) -> None:
-    config = load_lists(write(tmp_path, NESTED))
+    config = read_file(LISTS, write(tmp_path, NESTED))
     assert [name for name, _ in config.evaluation_order] == ["Hot", "ICP", "Hot ICP"]
     timeline = [("Demo Requested", T0)]
     result = evaluate_memberships(config, facts(T0, timeline, traits={"industry": "Software"}))
@@ -182,7 +186,7 @@ def test_nested_lists_are_evaluated_after_the_lists_they_refer_to(tmp_path: Path
 
 
 def test_static_lists_follow_static_members(tmp_path: Path) -> None:
-    config = load_lists(write(tmp_path, NESTED))
+    config = read_file(LISTS, write(tmp_path, NESTED))
     contact = facts(T0)
     added = evaluate_memberships(config, contact, frozenset({"VIP", "Do Not Contact"})).members
     assert added == {"VIP", "Do Not Contact"}
@@ -194,7 +198,7 @@ def test_static_lists_follow_static_members(tmp_path: Path) -> None:
 
 
 def test_static_members_cannot_force_a_dynamic_or_deleted_list(tmp_path: Path) -> None:
-    config = load_lists(write(tmp_path, NESTED))
+    config = read_file(LISTS, write(tmp_path, NESTED))
     members = evaluate_memberships(config, facts(T0), frozenset({"Hot", "Old Campaign"})).members
     assert members == frozenset()
 
@@ -254,7 +258,7 @@ def test_bad_list_files_are_refused_naming_the_file_and_field(
 ) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
-        load_lists(path)
+        read_file(LISTS, path)
     assert str(caught.value).startswith(f"{path}: {expected}")
 
 
@@ -271,22 +275,22 @@ def test_bad_list_files_are_refused_naming_the_file_and_field(
 )
 def test_list_reference_cycles_are_refused(tmp_path: Path, text: str, cycle: str) -> None:
     with pytest.raises(ConfigError, match="cycle") as caught:
-        load_lists(write(tmp_path, text))
+        read_file(LISTS, write(tmp_path, text))
     assert cycle in str(caught.value)
 
 
 def test_a_missing_list_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
-        load_lists(tmp_path / "nope.yaml")
+        read_file(LISTS, tmp_path / "nope.yaml")
 
 
 def test_unknown_demand_states_in_lists_are_refused_when_states_are_known(tmp_path: Path) -> None:
     path = write(
         tmp_path, "version: 1\nlists:\n  - {name: A, when: {demand_state: {at_least: buying}}}\n"
     )
-    load_lists(path)  # without the states it cannot be checked
+    read_file(LISTS, path)  # without the states it cannot be checked
     with pytest.raises(ConfigError, match=r"lists\[0\].when: unknown demand state 'buying'"):
-        load_lists(path, demand_states=default_demand_states())
+        check_demand_state_names(read_file(LISTS, path), default_demand_states().order, str(path))
 
 
 def test_lists_schema_is_exported_for_editors() -> None:
@@ -299,7 +303,7 @@ def test_lists_schema_is_exported_for_editors() -> None:
 
 
 def test_shipped_demand_states_are_the_defaults() -> None:
-    shipped = load_demand_states(CONFIG / "demand_states.yaml")
+    shipped = read_file(DEMAND_STATES, CONFIG / "demand_states.yaml")
     assert shipped == default_demand_states()
     assert shipped.order == (
         "unaware",
@@ -351,7 +355,7 @@ def test_bad_demand_state_files_name_the_field(tmp_path: Path) -> None:
     text = "version: 1\nstates:\n  - {name: cold}\n" + warm
     path = write(tmp_path, text, "demand_states.yaml")
     with pytest.raises(ConfigError) as caught:
-        load_demand_states(path)
+        read_file(DEMAND_STATES, path)
     assert (
         str(caught.value)
         == f"{path}: states[1].when: unknown demand state 'hot' (states: cold, warm)"

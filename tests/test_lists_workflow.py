@@ -24,6 +24,7 @@ from tests.support import (
     track,
     virtual_now,
 )
+from workflows.contact import ContactWorkflow
 
 LIST = "Pricing Engaged ICP"
 
@@ -98,17 +99,19 @@ async def test_a_demo_request_keeps_membership_for_exactly_14_days(
 async def test_static_lists_are_added_and_removed_by_hand(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(store, relay, track("u-l4", "Signed Up"))
         handle = handle_for(env.client, store, "u-l4")
         await eventually(lambda: state_of(handle), lambda s: s.stage == "Lead")
         await handle.signal(
-            "set_list_membership", StaticListChange(list_name="Event Attendees", member=True)
+            ContactWorkflow.set_list_membership,
+            StaticListChange(list_name="Event Attendees", member=True),
         )
         await eventually(lambda: state_of(handle), lambda s: "Event Attendees" in s.lists)
         await eventually(lambda: _counts(store), lambda c: c.get("Event Attendees") == 1)
         await handle.signal(
-            "set_list_membership", StaticListChange(list_name="Event Attendees", member=False)
+            ContactWorkflow.set_list_membership,
+            StaticListChange(list_name="Event Attendees", member=False),
         )
         state = await eventually(
             lambda: state_of(handle), lambda s: "Event Attendees" not in s.lists
@@ -134,7 +137,7 @@ async def _demand_rows(store: Store, contact_id: str) -> list[str]:
 async def test_demand_state_progresses_with_history_and_search_attribute(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(store, relay, track("u-ds", "Signed Up"))
         handle = handle_for(env.client, store, "u-ds")
         await eventually(lambda: state_of(handle), lambda s: s.demand_state == "problem-aware")

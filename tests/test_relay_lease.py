@@ -1,4 +1,4 @@
-"""One relay delivers at a time (per-contact order); a standby takes over when it stops."""
+"""One relay delivers a shard at a time (per-contact order); a standby takes over when it stops."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def test_only_one_relay_holds_the_lease_at_a_time(any_store: Store) -> None:
 async def test_a_standby_relay_takes_over_when_the_active_one_stops(
     env: WorkflowEnvironment, any_store: Store, settings: Settings
 ) -> None:
-    active = Relay(any_store, env.client, settings.task_queue, lease_retry=0.1)
-    standby = Relay(any_store, env.client, settings.task_queue, lease_retry=0.1)
+    # One shard: the second relay has nothing to share and stands by.
+    active = Relay(any_store, env.client, settings.task_queue, lease_retry=0.1, shards=1)
+    standby = Relay(any_store, env.client, settings.task_queue, lease_retry=0.1, shards=1)
     running = asyncio.create_task(active.run_forever())
     await eventually(_probe(active), bool)
     waiting = asyncio.create_task(standby.run_forever())

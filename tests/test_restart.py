@@ -27,9 +27,9 @@ def _free_port() -> int:
 def _config_with_short_recycle(tmp_path: Path) -> Path:
     config_dir = tmp_path / "config"
     shutil.copytree(REPO / "config", config_dir)
-    lifecycle = yaml.safe_load((config_dir / "lifecycle.yaml").read_text())
-    lifecycle["recycle_after_days"] = 6 / 86400  # six seconds
-    (config_dir / "lifecycle.yaml").write_text(yaml.safe_dump(lifecycle))
+    recycle = yaml.safe_load((config_dir / "recycle.yaml").read_text())
+    recycle["causes"]["closed_lost"]["reasons"]["Timing"]["delay"] = 6  # seconds
+    (config_dir / "recycle.yaml").write_text(yaml.safe_dump(recycle))
     return config_dir
 
 

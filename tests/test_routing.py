@@ -13,16 +13,15 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from models.facts import ContactFacts
-from revops.errors import ConfigError
-from revops.routing import (
+from audience.facts import ContactFacts
+from definitions import ROUTING, read_file
+from handoff.routing import (
     RoutingConfig,
     RoutingDecision,
     RoutingInput,
     RoutingState,
     SlaDuration,
     apply_decision,
-    load_routing,
     next_rep_for_reassignment,
     parse_routing,
     plan_route,
@@ -30,6 +29,7 @@ from revops.routing import (
     route,
     sla_for,
 )
+from revops.errors import ConfigError
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 6, 9, 8, 0, tzinfo=UTC)  # Tuesday 10:00 in Berlin
@@ -167,7 +167,7 @@ def test_unquoted_norway_in_yaml_gets_a_helpful_error(tmp_path: Path) -> None:
     del data["regions"]
     path.write_text(_dump(data) + "regions: {EMEA: [DE, NO]}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"regions\.EMEA\[1\]: .*quote country codes"):
-        load_routing(path)
+        read_file(ROUTING, path)
 
 
 def test_vertical_specialist_is_preferred_over_generalists_in_the_territory() -> None:
@@ -397,6 +397,22 @@ def test_sla_runs_on_the_calendar_of_the_team_actually_chosen() -> None:
     assert sla_for(config, japan, NOW).calendar == "new-york"
 
 
+def test_a_us_calendar_skips_thanksgiving_2030_in_the_sla() -> None:
+    calendars = copy.deepcopy(BASE["calendars"])
+    calendars[1]["country"] = "US"  # new-york, the enterprise team's calendar
+    data = {**copy.deepcopy(BASE), "calendars": calendars}
+    config = parse_routing(data, "test.yaml", holiday_years=range(2029, 2032))
+    new_york = ZoneInfo("America/New_York")
+    wednesday_late = datetime(2030, 11, 27, 16, 50, tzinfo=new_york)  # Thanksgiving is the 28th
+    enterprise = lead(country="DE", segment="enterprise")
+    plan = sla_for(config, enterprise, wednesday_late)
+    assert plan.deadline == datetime(2030, 11, 29, 16, 50, tzinfo=new_york)
+    hand_raiser = sla_for(
+        config, enterprise.model_copy(update={"trigger": "hand_raiser"}), wednesday_late
+    )
+    assert hand_raiser.deadline == datetime(2030, 11, 29, 9, 5, tzinfo=new_york)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -445,7 +461,7 @@ def test_routing_input_is_built_from_contact_traits() -> None:
 
 
 def test_shipped_routing_config_loads_and_routes() -> None:
-    config = load_routing(REPO / "config" / "routing.yaml")
+    config = read_file(ROUTING, REPO / "config" / "routing.yaml")
     decision = route(config, lead(country="DE", segment="smb"), EMPTY, NOW)
     assert decision.team == "dach-smb"
     only_a_country = route(config, lead(country="NO"), EMPTY, NOW)
@@ -469,7 +485,7 @@ def test_unknown_manager_is_a_config_error_naming_file_and_field(tmp_path: Path)
     data["teams"][1]["manager"] = "nobody"
     path = _write(tmp_path, data)
     with pytest.raises(ConfigError) as caught:
-        load_routing(path)
+        read_file(ROUTING, path)
     assert str(path) in str(caught.value)
     assert "teams[1].manager: unknown rep 'nobody'" in str(caught.value)
 
@@ -478,7 +494,34 @@ def test_invalid_field_is_a_config_error_with_its_path(tmp_path: Path) -> None:
     data = copy.deepcopy(BASE)
     data["reps"][2]["timezone"] = "Mars/Olympus"
     with pytest.raises(ConfigError, match=r"reps\[2\]\.timezone: .*unknown IANA time zone"):
-        load_routing(_write(tmp_path, data))
+        read_file(ROUTING, _write(tmp_path, data))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"country": "XX"}, r"calendars\[0\]\.country: unknown country code 'XX'"),
+        ({"country": "AU", "subdivision": "ZZ"}, r"calendars\[0\]\.subdivision: AU has no .*'ZZ'"),
+        (
+            {"country": "US", "except_holidays": ["Columbus Dya"]},
+            r"calendars\[0\]\.except_holidays: no US public holiday is named 'Columbus Dya'",
+        ),
+        ({"subdivision": "BY"}, r"calendars\[0\]\.subdivision: needs a `country`"),
+        (
+            {"country": "DE", "public_holidays": ["2026-01-01"]},
+            r"calendars\[0\]\.public_holidays: is filled from `country`",
+        ),
+    ],
+)
+def test_a_bad_holiday_country_is_a_config_error_naming_file_and_field(
+    tmp_path: Path, fields: dict[str, Any], message: str
+) -> None:
+    data = copy.deepcopy(BASE)
+    data["calendars"][0].update(fields)
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfigError, match=message) as caught:
+        read_file(ROUTING, path)
+    assert str(caught.value).startswith(f"{path}: calendars[0].")
 
 
 def test_last_sla_policy_must_cover_every_lead() -> None:
@@ -495,11 +538,11 @@ def test_duplicate_rep_ids_are_refused() -> None:
 
 def test_missing_or_malformed_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
-        load_routing(tmp_path / "absent.yaml")
+        read_file(ROUTING, tmp_path / "absent.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: [unclosed", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid YAML"):
-        load_routing(broken)
+        read_file(ROUTING, broken)
 
 
 def test_named_account_domains_differing_only_in_case_are_refused() -> None:

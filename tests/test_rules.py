@@ -16,7 +16,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from audience.facts import ContactFacts
+from definitions import POLICIES, read_file
+from journeys.enrollment import JourneyEnrollment, parse_enrollment
 from models.decisions import (
+    ENROLL_REQUEST_EVENT,
     ActiveEnrollment,
     ConsentFacts,
     Decision,
@@ -30,11 +34,14 @@ from models.decisions import (
     StageEntered,
     explain_decision,
 )
-from models.facts import ContactFacts
-from revops.enrollment import JourneyEnrollment, parse_enrollment
 from revops.errors import ConfigError
-from revops.policies import Policies, load_policies, parse_policies
 from rules import RulesEngine, compile_rules, live_sessions
+from rules.policies import HoldPolicy, Policies, parse_policies, with_hand_raisers
+from scoring.model import ScoringModel
+from tests.conftest import REPO
+
+HAND_RAISERS = ScoringModel(version="t").hand_raisers
+"""The scoring model's hand-raisers: the one place they are named (the engine gets them)."""
 
 NOW = datetime(2025, 6, 4, 15, 0, tzinfo=UTC)  # a Wednesday, 11:00 in New York
 
@@ -91,7 +98,9 @@ def journeys(*specs: dict[str, Any]) -> list[JourneyEnrollment]:
 
 def engine(*specs: dict[str, Any], policies: Policies | None = None) -> RulesEngine:
     """A compiled engine for these journeys (all of ALL by default) and policies."""
-    return compile_rules(journeys(*(specs or ALL)), policies or Policies())
+    return compile_rules(
+        journeys(*(specs or ALL)), with_hand_raisers(policies or Policies(), HAND_RAISERS)
+    )
 
 
 def request(occurrence: Occurrence, **fields: Any) -> DecisionRequest:
@@ -728,9 +737,131 @@ def test_threads_deciding_at_once_agree_with_one_thread() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------
+# Suppression lists, holds, open opportunities, resuming, requests by name
+# ---------------------------------------------------------------------------------------------
+
+DNC = {"suppression_lists": ["Do Not Contact"], "lists": ["Do Not Contact"]}
+HOLD = Policies(hold=HoldPolicy(lists=["Sales Hold"]))
+
+
+def test_a_suppression_list_keeps_marketing_out_and_names_the_list() -> None:
+    nurture = engine().decide(request(EventOccurred(name="Content Downloaded"), **DNC))
+    assert kinds(nurture) == [("suppress", "Whitepaper Nurture")]
+    assert explain_decision(nurture) == [
+        "not enrolled in Whitepaper Nurture: on suppression list Do Not Contact"
+    ]
+    mail = engine().decide(request(send(), **DNC))
+    assert kinds(mail) == [("suppress", "Whitepaper Nurture")]
+    assert mail.actions[0].reason == "on suppression list Do Not Contact"
+    receipt = engine().decide(request(send(transactional=True), **DNC))
+    assert kinds(receipt) == [("allow", "Whitepaper Nurture")]
+    demo = engine().decide(request(EventOccurred(name="Demo Requested"), **DNC))
+    assert ("enroll", "Demo Follow-up") in kinds(demo), "not marketing: still enrolls"
+
+
+def test_the_policy_can_make_a_suppression_list_block_transactional_mail_too() -> None:
+    strict = Policies.model_validate({"suppression": {"lists_block_transactional": True}})
+    receipt = engine(policies=strict).decide(request(send(transactional=True), **DNC))
+    assert kinds(receipt) == [("suppress", "Whitepaper Nurture")]
+    demo = engine(policies=strict).decide(request(EventOccurred(name="Demo Requested"), **DNC))
+    assert kinds(demo) == [("suppress", "Demo Follow-up")]
+
+
+def test_a_hold_list_pauses_everything_and_leaving_it_resumes() -> None:
+    running = [active("Trial Onboarding", 50), active("Customer Onboarding", 70, None)]
+    held = engine(policies=HOLD).decide(
+        request(ListEntered(list="Sales Hold"), lists=["Sales Hold"], active_enrollments=running)
+    )
+    assert kinds(held) == [("pause", "Trial Onboarding"), ("pause", "Customer Onboarding")]
+    assert {a.by for a in held.actions} == {"hold"}
+    assert held.actions[0].reason == "all automation held: on list Sales Hold"
+    receipt = engine(policies=HOLD).decide(request(send(transactional=True), lists=["Sales Hold"]))
+    assert kinds(receipt) == [("suppress", "Whitepaper Nurture")]
+    paused = [a.model_copy(update={"paused": True, "paused_by": "hold"}) for a in running]
+    free = engine(policies=HOLD).decide(request(Review(), active_enrollments=paused))
+    assert kinds(free) == [("resume", "Trial Onboarding"), ("resume", "Customer Onboarding")]
+    still = engine(policies=HOLD).decide(
+        request(Review(), lists=["Sales Hold"], active_enrollments=paused)
+    )
+    assert kinds(still) == []
+
+
+def test_no_automated_marketing_while_an_opportunity_is_open() -> None:
+    open_deal = {"traits": {"opportunity_open": True}}
+    mail = engine().decide(request(send(), **open_deal))
+    assert mail.actions[0].reason == (
+        "an opportunity is open: no automated marketing until it is won or lost"
+    )
+    assert kinds(engine().decide(request(send(transactional=True), **open_deal))) == [
+        ("allow", "Whitepaper Nurture")
+    ]
+    closed = engine().decide(request(send(), traits={"opportunity_open": False}))
+    assert kinds(closed) == [("allow", "Whitepaper Nurture")]
+
+
+def test_a_pause_names_who_paused_and_the_journey_resumes_once_that_ended() -> None:
+    preempted = engine().decide(
+        request(
+            EventOccurred(name="Demo Requested"),
+            active_enrollments=[active("Trial Onboarding", 50)],
+        )
+    )
+    assert preempted.actions[0].by == "Demo Follow-up"
+    paused = active("Trial Onboarding", 50, paused=True, paused_by="Demo Follow-up")
+    held = engine().decide(
+        request(Review(), active_enrollments=[paused, active("Demo Follow-up", 90)])
+    )
+    assert kinds(held) == []
+    resumed = engine().decide(request(Review(), active_enrollments=[paused]))
+    assert kinds(resumed) == [("resume", "Trial Onboarding")]
+    assert explain_decision(resumed) == [
+        "resumed Trial Onboarding: nothing holds it any more (what paused it has ended)"
+    ]
+
+
+def test_a_hand_raisers_pause_holds_while_sales_has_the_lead() -> None:
+    nurture = {**NURTURE, "exclusivity_group": "nurture"}
+    raised = engine(DEMO, nurture).decide(
+        request(
+            EventOccurred(name="Contact Sales Submitted"),
+            active_enrollments=[active("Whitepaper Nurture", 10, "nurture")],
+        )
+    )
+    assert [(a.kind, a.by) for a in raised.actions] == [("pause", "hand-raiser")]
+    paused = active("Whitepaper Nurture", 10, "nurture", paused=True, paused_by="hand-raiser")
+    with_sales = request(Review(), active_enrollments=[paused], handoff_open=True)
+    assert kinds(engine(DEMO, nurture).decide(with_sales)) == []
+    done = request(Review(), active_enrollments=[paused], handoff_open=False)
+    assert kinds(engine(DEMO, nurture).decide(done)) == [("resume", "Whitepaper Nurture")]
+
+
+def test_on_resume_exit_ends_a_paused_journey_instead() -> None:
+    trial = {**TRIAL, "on_resume": "exit"}
+    paused = active("Trial Onboarding", 50, paused=True, paused_by="Demo Follow-up")
+    decision = engine(DEMO, trial).decide(request(Review(), active_enrollments=[paused]))
+    assert kinds(decision) == [("exit", "Trial Onboarding")]
+
+
+def test_a_journey_without_a_trigger_enrolls_on_a_request_naming_it() -> None:
+    recycled = {"name": "Re-nurture", "category": "nurture", "exclusivity_group": "main"}
+    asked = EventOccurred(
+        name=ENROLL_REQUEST_EVENT, properties={"journey": "Re-nurture", "reason": "recycled"}
+    )
+    decision = engine(DEMO, recycled).decide(request(asked))
+    assert kinds(decision) == [("enroll", "Re-nurture")]
+    assert decision.actions[0].reason == (
+        "triggered by a request to enroll in Re-nurture (recycled)"
+    )
+    refused = engine(DEMO, recycled).decide(request(asked, **DNC))
+    assert kinds(refused) == [("suppress", "Re-nurture")]
+    other = EventOccurred(name=ENROLL_REQUEST_EVENT, properties={"journey": "Demo Follow-up"})
+    assert kinds(engine(DEMO, recycled).decide(request(other))) == [("enroll", "Demo Follow-up")]
+
+
 def test_shipped_policies_file_holds_the_spec_defaults() -> None:
-    policies = load_policies()
-    assert policies == Policies()
+    policies = read_file(POLICIES, REPO / "config" / "policies.yaml")
+    assert policies == Policies(hold=HoldPolicy(lists=["Sales Hold"]))
     assert policies.frequency_cap.max_sends == 3
     assert policies.suppression.sales_activity_days == 14
     assert policies.priorities == {"demo_ready": 90, "trial": 50, "nurture": 10}
@@ -740,7 +871,7 @@ def test_bad_policies_file_is_a_config_error_naming_file_and_field(tmp_path: Pat
     bad = tmp_path / "policies.yaml"
     bad.write_text("frequency_cap:\n  max_sends: 0\n  colour: blue\n")
     with pytest.raises(ConfigError) as caught:
-        load_policies(bad)
+        read_file(POLICIES, bad)
     message = str(caught.value)
     assert f"{bad}: frequency_cap.max_sends: " in message
     assert f"{bad}: frequency_cap.colour: unknown field" in message
@@ -750,7 +881,7 @@ def test_unquoted_quiet_hours_time_is_refused_with_a_hint(tmp_path: Path) -> Non
     bad = tmp_path / "policies.yaml"
     bad.write_text("quiet_hours:\n  start: 20:00\n")
     with pytest.raises(ConfigError, match=r"quiet_hours.start: write times as quoted 'HH:MM'"):
-        load_policies(bad)
+        read_file(POLICIES, bad)
 
 
 def test_unknown_time_zone_and_naive_now_are_refused() -> None:

@@ -9,11 +9,13 @@ import yaml
 from temporalio.testing import ActivityEnvironment
 
 from activities.rules import RulesActivities
+from audience.facts import ContactFacts, EventRecord
+from contacts.contract import DecideStepInput
+from definitions import Definitions
 from models.decisions import DecisionRequest, EventOccurred, ListEntered, Review
-from models.facts import ContactFacts, EventRecord
-from models.rules_io import DecideStepInput
 from rules import live_sessions
 from store.decisions import DecisionLog
+from store.registry import Registry
 from store.repo import Store
 from tests.conftest import REPO
 
@@ -45,6 +47,10 @@ def _journeys_dir(tmp_path: Path) -> Path:
     return folder
 
 
+def _definitions(store: Store, tmp_path: Path) -> Definitions:
+    return Definitions(Registry(store), REPO / "config", _journeys_dir(tmp_path))
+
+
 def _request(events: list[str]) -> DecisionRequest:
     facts = ContactFacts(
         contact_id="c-rules",
@@ -58,7 +64,7 @@ def _request(events: list[str]) -> DecisionRequest:
 def test_a_demo_request_enrolls_demo_follow_up_and_pre_empts_nurture(
     store: Store, tmp_path: Path
 ) -> None:
-    activities = RulesActivities(store, REPO / "config", _journeys_dir(tmp_path))
+    activities = RulesActivities(store, _definitions(store, tmp_path))
     step = DecideStepInput(
         base=_request(["Email Opened", "Demo Requested"]),
         occurrences=[
@@ -72,7 +78,7 @@ def test_a_demo_request_enrolls_demo_follow_up_and_pre_empts_nurture(
     assert second.journeys("enroll") == ["Demo Follow-up"]
     assert second.journeys("exit") + second.journeys("pause") == ["Nurture"]
     assert set(result.journeys) == {"Nurture", "Demo Follow-up"}
-    assert result.journeys["Demo Follow-up"].body["steps"][0]["id"] == "s1"
+    assert result.journeys["Demo Follow-up"].definition.steps[0].id == "s1"
     recorded = DecisionLog(store).recent("c-rules")
     assert len(recorded) == 2
     assert any("Demo Follow-up" in line for line in recorded[0].explanation)
@@ -82,7 +88,7 @@ def test_a_demo_request_enrolls_demo_follow_up_and_pre_empts_nurture(
 def test_a_lower_priority_journey_is_refused_while_a_higher_one_runs(
     store: Store, tmp_path: Path
 ) -> None:
-    activities = RulesActivities(store, REPO / "config", _journeys_dir(tmp_path))
+    activities = RulesActivities(store, _definitions(store, tmp_path))
     step = DecideStepInput(
         base=_request(["Demo Requested", "Email Opened"]),
         occurrences=[
@@ -100,7 +106,7 @@ def test_sales_activity_seconds_ago_is_decided_without_engine_errors(
     store: Store, tmp_path: Path
 ) -> None:
     """A tiny float (days since a sales touch a second ago) once crashed the native parser."""
-    activities = RulesActivities(store, REPO / "config", _journeys_dir(tmp_path))
+    activities = RulesActivities(store, _definitions(store, tmp_path))
     base = _request(["Opportunity Created"]).model_copy(
         update={"last_sales_activity_at": NOW - timedelta(seconds=0.05)}
     )

@@ -2,8 +2,8 @@
 
 Hypothesis generates random orderings of product events, unsubscribes, sales activity and
 journey sends, hours to days apart. A tiny pure simulator applies every decision the way the
-contact workflow would (it keeps enrollments, sends and deferred sends) and checks after each
-one what a customer would notice if it broke:
+contact workflow does (enrollments through ``contacts.enrollments.apply_decision``; it keeps
+sends and deferred sends) and checks after each one what a customer would notice if it broke:
 
 - no marketing email after an unsubscribe was accepted;
 - never two running journeys of one exclusivity group at once;
@@ -19,6 +19,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audience.conditions import evaluate, parse_condition
+from audience.facts import ContactFacts
+from contacts.enrollments import apply_decision
+from journeys.enrollment import parse_enrollment
 from models.decisions import (
     ActiveEnrollment,
     ConsentFacts,
@@ -29,10 +33,8 @@ from models.decisions import (
     PastEnrollment,
     SendRequested,
 )
-from models.facts import ContactFacts
-from revops.enrollment import parse_enrollment
-from revops.policies import Policies
 from rules import RulesEngine, compile_rules, live_sessions
+from rules.policies import Policies
 
 START = datetime(2025, 3, 3, 13, 0, tzinfo=UTC)  # spans the US DST change of March 9
 CAP, WINDOW = 3, timedelta(days=7)
@@ -139,8 +141,11 @@ class Simulator:
             self.decide(EventOccurred(name=action))
 
     def decide(self, occurrence: Occurrence) -> Decision:
-        """Ask the rules, apply what they say, check the invariants."""
+        """Ask the rules, apply what they say (as the workflow does), check the invariants."""
         decision = self.engine.decide(self.request(occurrence))
+        outcome = apply_decision(decision, list(self.running.values()), self.past, {}, self.now)
+        self.running = {e.journey: e for e in outcome.active}
+        self.past = outcome.past
         for action in decision.actions:
             self.apply(action.model_dump(), occurrence)
         self.check_groups()
@@ -162,22 +167,9 @@ class Simulator:
     # -- applying ---------------------------------------------------------------------------
 
     def apply(self, action: dict[str, Any], occurrence: Occurrence) -> None:
-        """Apply one action the way the workflow does."""
-        kind, journey = action["kind"], action["journey"]
-        if kind == "exit":
-            self.running.pop(journey, None)
-        elif kind == "pause":
-            self.running[journey] = self.running[journey].model_copy(update={"paused": True})
-        elif kind == "enroll":
-            self.running[journey] = ActiveEnrollment(
-                journey=journey,
-                version=action["version"],
-                priority=action["priority"],
-                exclusivity_group=action["exclusivity_group"],
-                enrolled_at=self.now,
-            )
-            self.past.append(PastEnrollment(journey=journey, enrolled_at=self.now))
-        elif kind == "defer":
+        """Act on a send's answer (enrollments changed in ``decide``)."""
+        kind = action["kind"]
+        if kind == "defer":
             assert isinstance(occurrence, SendRequested)
             assert action["until"] > self.now, "a deferral must move forward in time"
             self.pending.append((action["until"], occurrence))
@@ -256,3 +248,42 @@ def test_a_deferred_send_fits_under_the_cap_exactly_when_it_comes_due(sends: lis
         assert early.actions[-1].kind == "defer"
     else:
         assert action.kind == "allow"
+
+
+# ---------------------------------------------------------------------------------------------
+# Trigger property filters and the condition language: one equality
+# ---------------------------------------------------------------------------------------------
+
+_OPERANDS: list[bool | int | float | str] = [True, False, 1, 0, 2.5, "1", "2.50", "Pro", "TRUE"]
+_FILTERS = [
+    {
+        "name": f"Plan {index}",
+        "trigger": {"event": "Plan Chosen", "properties": {"plan": operand}},
+        "priority": index + 1,
+        "reenrollment": "every_time",
+    }
+    for index, operand in enumerate(_OPERANDS)
+]
+_VALUES = st.one_of(
+    st.sampled_from([True, False, 1.0, 2.5, " 1 ", "1.0", "2.5", "pro", "PRO ", "true", "yes", ""]),
+    st.sampled_from([1e-9, "1e-9", 1e20, "-1e16", 0.0, "0"]),  # beyond what the engine holds
+    st.integers(-3, 3),
+    st.text(alphabet="pPrRoO1.5 tue", max_size=5),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_VALUES)
+def test_a_trigger_filter_matches_exactly_when_the_condition_language_says_equal(
+    value: bool | int | float | str,
+) -> None:
+    engine = compile_rules([parse_enrollment(spec) for spec in _FILTERS], Policies())
+    contact = ContactFacts(contact_id="c-eq", now=START, traits={"plan": value})
+    occurrence = EventOccurred(name="Plan Chosen", properties={"plan": value})
+    fired = {
+        entry.rule
+        for entry in engine.decide(DecisionRequest(contact=contact, occurrence=occurrence)).trace
+    }
+    for index, operand in enumerate(_OPERANDS):
+        condition = parse_condition({"trait": "plan", "eq": operand})
+        assert (f"trigger.Plan {index}" in fired) == evaluate(condition, contact), (operand, value)

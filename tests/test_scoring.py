@@ -11,15 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.facts import ContactFacts, EventRecord
+from audience.facts import ContactFacts, EventRecord
+from definitions import SCORING, read_file
 from revops.errors import ConfigError
-from revops.scoring import (
+from scoring.model import (
     ScoreCard,
     ScoringModel,
     compute_scores,
     evaluate_gate,
     explain,
-    load_scoring_model,
     parse_scoring_model,
 )
 
@@ -44,7 +44,7 @@ STUDENT = {
 
 @pytest.fixture(scope="module")
 def model() -> ScoringModel:
-    return load_scoring_model(REPO / "config" / "scoring.yaml")
+    return read_file(SCORING, REPO / "config" / "scoring.yaml")
 
 
 def ago(days: float = 0, hours: float = 0) -> datetime:
@@ -417,7 +417,7 @@ def test_explain_names_scores_rules_decay_and_next_change(model: ScoringModel) -
     lines = explain(score(model, facts({**ICP, "email_domain": "gmail.com"}, history)))
     text = "\n".join(lines)
     assert lines[0] == (
-        "Scoring model 2025.1 at 2025-06-01 12:00 UTC: fit 55/100, engagement 32.5/100 "
+        "Scoring model 2026.2 at 2025-06-01 12:00 UTC: fit 55/100, engagement 32.5/100 "
         "(25 in the last 30 days)."
     )
     assert "  -10 Personal (free) email address" in lines
@@ -430,7 +430,7 @@ def test_explain_names_scores_rules_decay_and_next_change(model: ScoringModel) -
 
 
 def test_the_card_records_the_model_version(model: ScoringModel) -> None:
-    assert score(model, facts(ICP)).model_version == "2025.1"
+    assert score(model, facts(ICP)).model_version == "2026.2"
 
 
 def test_scoring_is_deterministic_and_survives_serialisation(model: ScoringModel) -> None:
@@ -455,7 +455,7 @@ def test_a_bad_field_is_reported_with_file_and_path(tmp_path: Path) -> None:
         "version: x\nengagement:\n  - {name: a, event: A, points: lots}\n",
     )
     with pytest.raises(ConfigError) as caught:
-        load_scoring_model(path)
+        read_file(SCORING, path)
     assert f"{path}: engagement[0].points:" in str(caught.value)
 
 
@@ -465,7 +465,7 @@ def test_a_bad_condition_inside_a_fit_rule_names_its_path(tmp_path: Path) -> Non
         "version: x\nfit:\n  - {name: a, when: {trait: size, gte: 1, bogus: 2}, points: 5}\n",
     )
     with pytest.raises(ConfigError, match=r"fit\[0\]\.when\.bogus: unknown field"):
-        load_scoring_model(path)
+        read_file(SCORING, path)
 
 
 def test_fit_rules_may_not_look_at_behaviours() -> None:
@@ -500,7 +500,7 @@ def test_unknown_gate_mode_and_duplicate_rule_names_are_refused() -> None:
 
 def test_a_model_file_must_be_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="a scoring model is a mapping"):
-        load_scoring_model(write(tmp_path, "- just\n- a list\n"))
+        read_file(SCORING, write(tmp_path, "- just\n- a list\n"))
 
 
 # --- Properties ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from tests.support import (
 async def test_icp_contact_becomes_mql_in_the_task_of_the_qualifying_event(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(store, relay, track("u-icp", "Identify", type_="identify", traits=ICP_TRAITS))
         handle = handle_for(env.client, store, "u-icp")
         steps = [
@@ -45,14 +45,14 @@ async def test_icp_contact_becomes_mql_in_the_task_of_the_qualifying_event(
     assert stages[-1] == "MQL" and "MQL" not in stages[:-1]
     mql = state.stage_history[-1]
     assert mql.at == state.scores.computed_at, "promoted in the same step that scored the event"
-    assert "model 2025.1" in mql.reason and "fit 65" in mql.reason
+    assert "model 2026.2" in mql.reason and "fit 65" in mql.reason
     assert state.scores.top_behaviours[0].startswith("Viewed the pricing page 2 times")
 
 
 async def test_hand_raiser_qualifies_at_once(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(store, relay, track("u-hand", "Demo Requested"))
         handle = handle_for(env.client, store, "u-hand")
         state = await eventually(lambda: state_of(handle), lambda s: s.stage is not None)
@@ -106,7 +106,7 @@ async def test_score_drop_after_mql_renurtures_without_demotion(
 async def test_enterprise_segment_uses_its_stricter_gate(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         big = {**ICP_TRAITS, "company_size": 5000}
         await send(store, relay, track("u-ent", "Identify", type_="identify", traits=big))
         for _ in range(2):  # engagement 50: passes the default gate (> 40), not Enterprise (> 50)
@@ -123,7 +123,7 @@ async def test_enterprise_segment_uses_its_stricter_gate(
 async def test_unsubscribe_pulls_engagement_down(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    async with running_worker(env.client, store, settings, children=False) as relay:
+    async with running_worker(env.client, store, settings) as relay:
         await send(store, relay, track("u-unsub", "Webinar Attended"))
         handle = handle_for(env.client, store, "u-unsub")
         await eventually(lambda: state_of(handle), lambda s: s.scores is not None)

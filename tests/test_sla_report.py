@@ -11,9 +11,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from models.handoff import SlaRecord, TurnRecord
+from analysis.sla_report import percentile, sla_report
+from handoff.contract import SlaRecord, TurnRecord
 from revops.settings import Settings
-from revops.sla_report import percentile, sla_report
 from starter.cli import app
 from store.repo import Store
 from store.sla import SlaBook

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from models.contact import Stage, StageEntry
+from lifecycle.stages import Stage, StageEntry
 from store.repo import Store
 from tests.support import track
 

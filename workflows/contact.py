@@ -3,35 +3,69 @@
 It owns the contact's live state (profile facts without personal data, event counts, lifecycle
 stage, consent, durable wakeups). Events arrive in batches by signal; a repeated messageId is
 ignored, also across continue-as-new (the window of seen ids travels with the state).
+The state changes only through the pure functions of ``contacts/``; this module gives the
+Temporal commands they ask for (activities, children, signals, search attributes).
 Deterministic code only: no I/O, no clocks but ``workflow.now()``, no randomness.
 """
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import suppress
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError
 
-from workflows.contact_children import Children
+from workflows.account_inbox import AccountInbox
+from workflows.contact_children import Children, startable_journeys
+from workflows.handoff import HandoffParent
+from workflows.journey import JourneyParent
 
 with workflow.unsafe.imports_passed_through():
-    from models.activities import RecordStagesInput
-    from models.changes import ContactChanges
-    from models.contact import (
+    from accounts.contract import MemberUpdate
+    from accounts.membership import leave_account, member_updates, receive_account
+    from activities.accounts import AccountActivities
+    from activities.effects import EffectActivities
+    from activities.rules import RulesActivities
+    from activities.store import ContactActivities
+    from audience.accounts import account_workflow_id
+    from audience.facts import AccountFacts
+    from contacts.behaviour import Behaviour
+    from contacts.contract import (
         ContactConfig,
         ContactInput,
         ContactState,
-        Enrollment,
+        DecideStepInput,
         Explanation,
-        PastEnrollmentEntry,
-        Renurture,
-        Stage,
         Wakeup,
     )
-    from models.decisions import Decision, EventOccurred, Occurrence, Review
+    from contacts.crm import crm_push, crm_reasons
+    from contacts.enrollments import decide_enrollments
+    from contacts.handoff import handoff_to_start
+    from contacts.requests import take_requests
+    from contacts.state import (
+        Changes,
+        apply_events,
+        decision_base,
+        derive,
+        explain_now,
+        fire_due,
+        mark_merged,
+        needs_review,
+        next_run,
+        next_wakeup,
+        occurrences_of,
+        override_stage,
+        set_static_membership,
+    )
+    from handoff.contract import HandoffUpdate
+    from journeys.contract import JourneyRequest
+    from journeys.definition import JourneyDefinition
+    from lifecycle.stages import Stage
+    from models.changes import ContactChanges
+    from models.decisions import Decision, Occurrence, Review
+    from models.effects import EffectRequest
     from models.events import (
         ContactEvent,
         ContactMerged,
@@ -39,33 +73,37 @@ with workflow.unsafe.imports_passed_through():
         StageOverride,
         StaticListChange,
     )
-    from models.handoff import HandoffUpdate
-    from models.journeys import JourneyRequest
-    from models.rules_io import DecideStepInput, DecideStepResult, PinnedJourney
     from models.search_attributes import CONTACT_ID, DEMAND_STATE, LIFECYCLE_STAGE, OWNER
-    from revops.contact_state import (
-        Changes,
-        apply_events,
-        decision_base,
-        derive,
-        explain_now,
-        fire_due_wakeups,
-        next_wakeup,
-        occurrences_of,
-        override_stage,
-        set_static_membership,
-    )
 
-__all__ = ["ENROLL_REQUEST_EVENT", "ContactWorkflow"]
+__all__ = ["EVENTS_SIGNAL", "ContactWorkflow"]
 
-ENROLL_REQUEST_EVENT = "Journey Enroll Requested"
-"""A journey's ``enroll`` step: journeys enrollable that way trigger on this event."""
+EVENTS_SIGNAL = "events"
+"""The signal carrying event batches; named here for signal-with-start, which takes a name."""
 
 _STORE_TIMEOUT = timedelta(seconds=30)
 
+RECYCLE_POLICY_PATCH = "lifecycle-recycle-policy"
+"""Recycles follow the recycle definition (per cause and reason; lists or journeys)."""
+OPEN_OPPORTUNITY_PATCH = "lifecycle-open-opportunity"
+"""The contact keeps the ``opportunity_open`` trait (no marketing until it closes)."""
+RESUME_PAUSED_PATCH = "lifecycle-resume-paused"
+"""Paused journeys are re-decided when what paused them may have ended, and resumed."""
+INFORM_FIRST_PATCH = "lifecycle-inform-first"
+"""Journeys hear a step's events before its decisions stop or pause them."""
+SQL_QUALIFIES_PATCH = "seeds-sql-qualifies"
+"""Entering SQL without the sales webhook's qualification tells the handoff (SDR to AE)."""
+CRM_PUSH_PATCH = "crm-push"
+"""With a CRM configured, a step the CRM cares about queues the contact's push (docs/crm.md)."""
+ACCOUNTS_REACHED_KEPT = 4
+"""Accounts a contact remembers having reached (its own and those it recently left)."""
+ACCOUNTS_PATCH = "accounts-membership"
+"""The contact belongs to an account, tells its AccountWorkflow and hears the account back."""
+ACCOUNTS_FANIN_PATCH = "accounts-fanin-member"
+"""A member's engagement is news to its account once a day, not once per behaviour name."""
+
 
 @workflow.defn(name="ContactWorkflow")
-class ContactWorkflow:
+class ContactWorkflow(JourneyParent, HandoffParent):
     """Entity workflow of one contact; see the module docstring."""
 
     @workflow.init
@@ -78,26 +116,16 @@ class ContactWorkflow:
         self._overrides: list[StageOverride] = []
         self._list_changes: list[StaticListChange] = []
         self._wanted_config: str | None = None
-        self._derive = False
-        self._decide = False
-        self._local = False
         self._published: list[tuple[str, str | None]] | None = None
         self._children = Children(self._state)
         self._requests: list[JourneyRequest] = []
         self._handoff_updates: list[HandoffUpdate] = []
-        self._journey_handoff = False
+        self._account_news: AccountFacts | None = None
+        self._signals: set[asyncio.Task[None]] = set()
 
     @workflow.run
     async def run(self, data: ContactInput) -> None:
         """Process events and wakeups until it is time to continue as new."""
-        # Scores, lists, demand states and the MQL gate (Parts C and G) came after the first
-        # histories were recorded: executions started before keep the earlier behaviour.
-        self._derive = workflow.patched("derived-facts-v1")
-        # Rule decisions, journeys and the sales handoff (Parts D, E, F) came later still.
-        self._decide = self._derive and workflow.patched("journey-decisions-v1")
-        # Recording and deciding became local activities: one workflow task per step instead
-        # of three, so a busy queue keeps up (speed-to-lead under load).
-        self._local = self._decide and workflow.patched("local-step-activities-v1")
         if self._config is None:
             self._config = await self._load_config()
         self._publish_search_attributes()
@@ -107,19 +135,20 @@ class ContactWorkflow:
                 break
             await self._step()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: not self._signals)  # accounts told
         if self._state.merged_into is not None:
+            await self._leave_account()
             return  # merged into another contact, which owns this one's ids and history now
-        self._state.runs += 1
         workflow.continue_as_new(
             ContactInput(
                 contact_id=self._state.contact_id,
-                state=self._state,
+                state=next_run(self._state),
                 config=self._config,
                 pending=self._inbox,
             )
         )
 
-    @workflow.signal(name="events")
+    @workflow.signal(name=EVENTS_SIGNAL)
     def events(self, batch: EventBatch) -> None:
         """Queue a batch of events; applied in the same workflow task."""
         self._inbox.extend(batch.events)
@@ -129,7 +158,7 @@ class ContactWorkflow:
     @workflow.signal(name="merged_into")
     def merged_into(self, notice: ContactMerged) -> None:
         """An alias merged this contact into another: stop; the survivor replays its events."""
-        self._state.merged_into = notice.contact_id
+        mark_merged(self._state, notice.contact_id)
 
     @workflow.signal(name="override_stage")
     def override_stage(self, change: StageOverride) -> None:
@@ -150,6 +179,11 @@ class ContactWorkflow:
     def handoff_update(self, update: HandoffUpdate) -> None:
         """The sales handoff reports its owner and SLA state."""
         self._handoff_updates.append(update)
+
+    @workflow.signal(name="account_changed")
+    def account_changed(self, facts: AccountFacts) -> None:
+        """The contact's account changed what its members see (engagement, committee, ...)."""
+        self._account_news = facts
 
     @workflow.signal(name="definitions_changed")
     def definitions_changed(self, revision: str) -> None:
@@ -181,6 +215,7 @@ class ContactWorkflow:
                     or self._state.merged_into is not None
                     or self._requests
                     or self._handoff_updates
+                    or self._account_news is not None
                 ),
                 timeout=timeout,
             )
@@ -190,42 +225,55 @@ class ContactWorkflow:
         if reloaded:
             self._config = await self._load_config()
             self._wanted_config = None
-        assert self._config is not None
+        config = self._pinned
+        behaviour = _behaviour()
         now = workflow.now()
         inbox, self._inbox = self._inbox, []
-        changes = apply_events(self._state, inbox, self._config, now)
+        changes = apply_events(self._state, inbox, config, now, behaviour)
         self._apply_overrides(changes, now)
-        fired = fire_due_wakeups(
-            self._state, now, self._config.renurture_list if self._derive else None
+        due = fire_due(self._state, now, config, behaviour)
+        news, self._account_news = self._account_news, None
+        if news is not None and behaviour.accounts:
+            receive_account(self._state, news)
+        requested = take_requests(
+            self._state, self._requests, self._handoff_updates, config, now, behaviour
         )
-        if self._derive:
-            extra = self._take_requests(changes, now) if self._decide else []
-            await self._derive_and_record(changes, _cause(inbox, fired, reloaded), now)
-            if self._decide:
-                await self._decide_and_apply(changes, extra, bool(fired) or reloaded, now)
-                await self._children.forward_sales(changes)
-                await self._children.inform_journeys(changes, now)
-            return
-        if changes.stage_changed:
+        self._requests.clear()
+        self._handoff_updates.clear()
+        if requested.handoff_updated:
             self._publish_search_attributes()
-            await workflow.execute_activity(
-                "record_stage_entries",
-                RecordStagesInput(contact_id=self._state.contact_id, entries=changes.stage_entries),
-                start_to_close_timeout=_STORE_TIMEOUT,
-                summary=f"record stage {self._state.stage}",
-            )
+        cause = _cause(inbox, due.wakeups, reloaded)
+        await self._derive_and_record(changes, cause, requested.handoff, now, behaviour)
+        await self._push_to_crm(changes, inbox, now)
+        if behaviour.accounts:
+            await self._tell_account(changes, now)
+        asked = bool(due.wakeups) or reloaded or requested.review
+        review = needs_review(self._state, changes, asked, behaviour)
+        extra = [*requested.occurrences, *due.occurrences]
+        if behaviour.inform_first:
+            await self._children.inform_journeys(changes, now)
+        await self._decide_and_apply(changes, extra, review, now)
+        await self._children.forward_sales(changes, qualify_on_sql=behaviour.sql_qualifies)
+        if not behaviour.inform_first:
+            await self._children.inform_journeys(changes, now)
 
-    async def _derive_and_record(self, changes: Changes, cause: str, now: datetime) -> None:
-        assert self._config is not None
+    async def _derive_and_record(
+        self, changes: Changes, cause: str, handoff: bool, now: datetime, behaviour: Behaviour
+    ) -> None:
+        """Derived facts (scores, lists, demand state, the MQL gate), the handoff they may
+        start (``handoff``: a journey asked for one), and one store call recording changes."""
+        config = self._pinned
         for change in self._list_changes:
             set_static_membership(self._state, change.list_name, member=change.member)
         self._list_changes.clear()
         before = self._state.demand_state
-        derive(self._state, self._config, now, changes, cause)
+        derive(self._state, config, now, changes, cause, behaviour)
         if changes.stage_changed or self._state.demand_state != before:
             self._publish_search_attributes()
-        if self._decide:
-            await self._maybe_start_handoff(changes, now)
+        start = handoff_to_start(self._state, config, changes, handoff, now)
+        if start is not None:
+            await self._children.start_handoff(start, config.handoff_task_queue)
+            self._publish_search_attributes()
         record = ContactChanges(
             contact_id=self._state.contact_id,
             stage_entries=changes.stage_entries,
@@ -234,7 +282,121 @@ class ContactWorkflow:
             demand_states=changes.demand_states,
         )
         if not record.empty:
-            await self._store_call("record_contact_changes", record, None, _summary(changes))
+            await workflow.execute_local_activity_method(
+                ContactActivities.record_contact_changes,
+                record,
+                start_to_close_timeout=_STORE_TIMEOUT,
+                summary=_summary(changes),
+            )
+
+    async def _push_to_crm(
+        self, changes: Changes, inbox: list[ContactEvent], now: datetime
+    ) -> None:
+        """Queue the contact's CRM push through the one send path when the CRM cares about
+        what this step changed. The send only queues (a store write): the CRM's speed and rate
+        limits are the pusher's business, never the contact's."""
+        threshold = self._pinned.crm_score_threshold
+        if threshold is None:
+            return
+        reasons = crm_reasons(self._state, changes, inbox, threshold)
+        if not reasons or not workflow.patched(CRM_PUSH_PATCH):
+            return
+        snapshot, count = crm_push(self._state, reasons, now)
+        request = EffectRequest(
+            key=f"{self._state.contact_id}/crm/{count}",
+            contact_id=self._state.contact_id,
+            channel="crm",
+            marketing=False,
+            summary="crm push: " + ", ".join(reasons),
+            context={"crm": snapshot.model_dump(mode="json")},
+        )
+        try:
+            await workflow.execute_local_activity_method(
+                EffectActivities.send_effect,
+                request,
+                start_to_close_timeout=_STORE_TIMEOUT,
+                summary=request.summary,
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("crm push not queued: %s", exc.cause or exc)
+
+    async def _leave_account(self) -> None:
+        """A merged contact leaves its account (the survivor joins by its own facts). Only a
+        contact that joined one (under the accounts patch) has anything to say."""
+        if self._state.account_link is None or not workflow.patched(ACCOUNTS_PATCH):
+            return
+        update = leave_account(self._state, workflow.now())
+        if update is not None:
+            await self._send_to_account(update)
+            await workflow.wait_condition(lambda: not self._signals)
+
+    async def _tell_account(self, changes: Changes, now: datetime) -> None:
+        """Fan-in: the contact's account (and one it left) hears its facts, no personal data."""
+        accounts = self._pinned.accounts
+        if accounts is None:
+            return
+        daily = workflow.patched(ACCOUNTS_FANIN_PATCH)
+        for update in member_updates(self._state, changes.applied_events, accounts, now, daily):
+            await self._send_to_account(update, in_task=daily)
+
+    async def _send_to_account(self, update: MemberUpdate, in_task: bool = False) -> None:
+        """The first time, a signal-with-start (a local activity: the account may not exist
+        yet); then a signal the server delivers while the contact goes on (no round trip
+        inside the contact's task), or (``in_task``, the ``accounts-fanin-member`` patch) a
+        local activity signalling it: one round trip, but no workflow task of the contact
+        for the signal's completion. A failed one makes the next step send its facts again."""
+        reached = self._state.accounts_reached
+        if update.account_id in reached and in_task:
+            await self._signal_in_task(update)
+            return
+        if update.account_id in reached:
+            task = asyncio.create_task(self._signal_account(update))
+            self._signals.add(task)
+            task.add_done_callback(self._signals.discard)
+            return
+        try:
+            await workflow.execute_local_activity_method(
+                AccountActivities.tell_account,
+                update,
+                start_to_close_timeout=_STORE_TIMEOUT,
+                summary="left account" if update.left else "tell account",
+            )
+        except ActivityError as exc:
+            # Temporal unreachable for long: the next step's update carries the facts.
+            workflow.logger.warning("account not told: %s", exc.cause or exc)
+            self._resend(update.account_id)
+            return
+        reached.append(update.account_id)
+        del reached[:-ACCOUNTS_REACHED_KEPT]
+
+    async def _signal_in_task(self, update: MemberUpdate) -> None:
+        try:
+            await workflow.execute_local_activity_method(
+                AccountActivities.signal_account,
+                update,
+                start_to_close_timeout=_STORE_TIMEOUT,
+                summary="left account" if update.left else "tell account",
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("account not told: %s", exc.cause or exc)
+            self._resend(update.account_id)
+
+    async def _signal_account(self, update: MemberUpdate) -> None:
+        handle = workflow.get_external_workflow_handle(account_workflow_id(update.account_id))
+        try:
+            await handle.signal(AccountInbox.member_update, update)
+        except FailureError as exc:
+            workflow.logger.warning("account not told: %s", exc)
+            self._resend(update.account_id)
+
+    def _resend(self, account_id: str) -> None:
+        """Forget that the account heard us: the next step starts it again if need be."""
+        reached = self._state.accounts_reached
+        if account_id in reached:
+            reached.remove(account_id)
+        link = self._state.account_link
+        if link is not None and link.account_id == account_id:
+            link.sent = ""
 
     async def _decide_and_apply(
         self, changes: Changes, extra: list[Occurrence], review: bool, now: datetime
@@ -246,104 +408,32 @@ class ContactWorkflow:
         if not occurrences:
             return
         try:
-            result: DecideStepResult = await self._store_call(
-                "decide_step",
+            result = await workflow.execute_local_activity_method(
+                RulesActivities.decide_step,
                 DecideStepInput(base=decision_base(self._state, now), occurrences=occurrences),
-                DecideStepResult,
-                f"decide {len(occurrences)} occurrence(s)",
+                start_to_close_timeout=_STORE_TIMEOUT,
+                summary=f"decide {len(occurrences)} occurrence(s)",
             )
         except ActivityError as exc:
             # Invalid active definitions: keep the contact running; the error is in the UI.
             workflow.logger.warning("decision failed: %s", exc.cause or exc)
             return
+        definitions = startable_journeys(result.journeys)
         for decision in result.decisions:
-            await self._apply_decision(decision, result.journeys, now)
+            await self._apply_decision(decision, definitions, now)
 
     async def _apply_decision(
-        self, decision: Decision, journeys: dict[str, PinnedJourney], now: datetime
+        self, decision: Decision, definitions: dict[str, JourneyDefinition], now: datetime
     ) -> None:
-        state = self._state
-        reasons = {a.journey: a.reason for a in decision.actions if a.journey}
-        leaving = set(decision.journeys("exit"))
-        pausing = set(decision.journeys("pause"))
-        for enrollment in state.enrollments:
-            if enrollment.journey in leaving or (
-                enrollment.journey in pausing and not enrollment.paused
-            ):
-                pause = enrollment.journey in pausing and enrollment.journey not in leaving
-                enrollment.paused = pause
-                reason = reasons.get(enrollment.journey, "rules")
-                await self._children.stop_journey(enrollment, reason, pause=pause)
-        state.enrollments = [e for e in state.enrollments if e.journey not in leaving]
-        for action in decision.of_kind("enroll"):
-            if action.journey is None:
-                continue
-            state.enrollment_counter += 1
-            pinned = journeys.get(action.journey)
-            enrollment = Enrollment(
-                enrollment_id=f"{state.contact_id}-{state.enrollment_counter}",
-                journey=action.journey,
-                version=pinned.version if pinned else action.version or 1,
-                priority=action.priority or 0,
-                exclusivity_group=action.exclusivity_group,
-                enrolled_at=now,
-            )
-            state.enrollments.append(enrollment)
-            state.past_enrollments.append(
-                PastEnrollmentEntry(journey=action.journey, enrolled_at=now)
-            )
-            await self._children.start_journey(enrollment, pinned, now)
+        """Keep the decision in the state, then stop and start the journeys it names."""
+        commands = decide_enrollments(self._state, decision, definitions, now)
+        for stop in commands.stop:
+            await self._children.stop_journey(stop)
+        for workflow_id in commands.resume:
+            await self._children.resume_journey(workflow_id, now)
+        for start in commands.start:
+            await self._children.start_journey(start, now)
         self._publish_search_attributes()
-
-    async def _maybe_start_handoff(self, changes: Changes, now: datetime) -> None:
-        """Routing starts in the workflow task that made the contact an MQL (or on request)."""
-        children = self._children
-        assert self._config is not None
-        queue = self._config.handoff_task_queue
-        if self._config.auto_handoff and children.wants_handoff(changes):
-            entry = next(e for e in reversed(changes.stage_entries) if e.stage == Stage.MQL)
-            hand_raiser = entry.reason.startswith("Hand-raiser")
-            await children.start_handoff(hand_raiser, entry.reason, now, queue)
-            self._publish_search_attributes()
-        elif self._journey_handoff and (
-            self._state.handoff is None or self._state.handoff.outcome is not None
-        ):
-            await children.start_handoff(False, "a journey's handoff step", now, queue)
-            self._publish_search_attributes()
-        self._journey_handoff = False
-
-    def _take_requests(self, changes: Changes, now: datetime) -> list[Occurrence]:
-        """Apply what journeys and the handoff asked for; returns occurrences to decide."""
-        state = self._state
-        occurrences: list[Occurrence] = []
-        for request in self._requests:
-            if request.kind == "set_trait" and request.name:
-                state.traits[request.name] = request.value
-            elif request.kind in ("list_add", "list_remove") and request.name:
-                member = request.kind == "list_add"
-                set_static_membership(state, request.name, member=member)
-            elif request.kind == "enroll" and request.name:
-                occurrences.append(
-                    EventOccurred(name=ENROLL_REQUEST_EVENT, properties={"journey": request.name})
-                )
-            elif request.kind == "handoff":
-                self._journey_handoff = True
-            elif request.kind == "finished":
-                state.enrollments = [
-                    e for e in state.enrollments if e.enrollment_id != request.enrollment_id
-                ]
-        self._requests.clear()
-        for update in self._handoff_updates:
-            self._children.apply_handoff_update(update)
-            if update.outcome == "rejected":
-                reason = f"rejected by sales: {update.outcome_reason or 'no reason given'}"
-                state.renurture = Renurture(since=now, reason=reason)
-                assert self._config is not None
-                set_static_membership(state, self._config.renurture_list, member=True)
-        if self._handoff_updates:
-            self._publish_search_attributes()
-        self._handoff_updates.clear()
-        return occurrences
 
     def _apply_overrides(self, changes: Changes, now: datetime) -> None:
         for change in self._overrides:
@@ -353,47 +443,29 @@ class ContactWorkflow:
             changes.stage_entries.append(entry)
         self._overrides.clear()
 
-    async def _store_call(
-        self,
-        name: str,
-        argument: Any,
-        result_type: type[Any] | None,
-        summary: str,
-        *,
-        local: bool | None = None,
-    ) -> Any:
-        """A step's short store call: a local activity (no trip through the server's queue)
-        for runs with the ``local-step-activities-v1`` patch, a regular one before it."""
-        args = [] if argument is None else [argument]
-        run_local = self._local if local is None else local
-        call = workflow.execute_local_activity if run_local else workflow.execute_activity
-        return await call(
-            name,
-            args=args,
+    async def _load_config(self) -> ContactConfig:
+        return await workflow.execute_local_activity_method(
+            ContactActivities.load_contact_config,
             start_to_close_timeout=_STORE_TIMEOUT,
-            result_type=result_type,
-            summary=summary,
+            summary="load definitions",
         )
 
-    async def _load_config(self) -> ContactConfig:
-        # Loading the definitions became local later than the step's calls: its own patch.
-        local = self._local and workflow.patched("local-config-load-v1")
-        config: ContactConfig = await self._store_call(
-            "load_contact_config", None, ContactConfig, "load definitions", local=local
-        )
-        return config
+    @property
+    def _pinned(self) -> ContactConfig:
+        assert self._config is not None, "definitions are loaded before the first step"
+        return self._config
 
     def _publish_search_attributes(self) -> None:
         updates = [CONTACT_ID.value_set(self._state.contact_id)]
         if self._state.stage is not None:
             updates.append(LIFECYCLE_STAGE.value_set(self._state.stage.value))
-        if self._derive and self._state.demand_state is not None:
+        if self._state.demand_state is not None:
             updates.append(DEMAND_STATE.value_set(self._state.demand_state))
         handoff = self._state.handoff
-        if self._decide and handoff is not None and handoff.owner:
+        if handoff is not None and handoff.owner:
             updates.append(OWNER.value_set(handoff.owner))
         published = [(u.key.name, u.value) for u in updates]
-        if published == self._published and workflow.patched("publish-on-change-v1"):
+        if published == self._published:
             return  # unchanged: an upsert would only add a history event
         self._published = published
         workflow.upsert_search_attributes(updates)
@@ -402,6 +474,18 @@ class ContactWorkflow:
         info = workflow.info()
         limit = self._config.history_limit if self._config else ContactConfig().history_limit
         return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
+
+
+def _behaviour() -> Behaviour:
+    """The behaviours this execution runs with: on for new work, off replaying 1.0.0."""
+    return Behaviour(
+        recycle_policy=workflow.patched(RECYCLE_POLICY_PATCH),
+        open_opportunity=workflow.patched(OPEN_OPPORTUNITY_PATCH),
+        resume_paused=workflow.patched(RESUME_PAUSED_PATCH),
+        inform_first=workflow.patched(INFORM_FIRST_PATCH),
+        sql_qualifies=workflow.patched(SQL_QUALIFIES_PATCH),
+        accounts=workflow.patched(ACCOUNTS_PATCH),
+    )
 
 
 def _summary(changes: Changes) -> str:

@@ -9,7 +9,7 @@ and ends the SLA (first touch, accept) or the handoff (reject, closed won, close
 
 The definitions are pinned when the handoff starts (passed in, or loaded once by the first
 activity), so a redeploy never changes a running SLA. Business-time arithmetic runs here, in
-workflow code, through the pure ``revops.routing`` / ``revops.handoff`` functions.
+workflow code, through the pure ``handoff.routing`` / ``handoff.sla`` functions.
 Deterministic code only: no I/O, no clock but ``workflow.now()``.
 """
 
@@ -24,31 +24,29 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from models.handoff import (
-        SALES_ACTIVITY_SIGNAL,
-        SLA_QUERY,
-        UPDATE_SIGNAL,
+    from activities.handoff import HandoffActivities
+    from handoff.contract import (
         AssignRequest,
         AssignResult,
-        HandoffConfig,
         HandoffInput,
         HandoffResult,
         HandoffResume,
         HandoffState,
         HandoffUpdate,
         Notice,
-        NoticeResult,
-        RecordResult,
         ReleaseRequest,
-        ReleaseResult,
         SalesActivity,
         SlaStatus,
     )
-    from models.search_attributes import CONTACT_ID, OWNER
-    from revops.handoff import (
+    from handoff.notice import build_notice
+    from handoff.routing import RoutingDecision, RoutingInput, RoutingStage, sla_for
+    from handoff.settings import SQL_STAGE_ENTERED, HandoffConfig
+    from handoff.sla import (
+        CatchUp,
         NoticePlan,
         apply_sales_activity,
         apply_timer,
+        begin_stage,
         due_timer,
         next_wakeup,
         record_of,
@@ -57,15 +55,37 @@ with workflow.unsafe.imports_passed_through():
         status_of,
         update_of,
     )
-    from revops.handoff_notice import build_notice
-    from revops.routing import RoutingDecision, sla_for
+    from models.search_attributes import CONTACT_ID, OWNER, SLA_STATE
 
-__all__ = ["HandoffWorkflow"]
+__all__ = [
+    "AE_STAGE_PATCH",
+    "OUTAGE_CATCH_UP_PATCH",
+    "SLA_STATE_PATCH",
+    "HandoffParent",
+    "HandoffWorkflow",
+]
+
+AE_STAGE_PATCH = "seeds-ae-stage"
+"""The SDR's qualification hands the lead to an Account Executive (routing's ``ae`` teams)."""
+SLA_STATE_PATCH = "ingest-sla-search-attribute"
+"""Publishes the ``SlaState`` search attribute (handoffs started before it do not)."""
+
+OUTAGE_CATCH_UP_PATCH = "outage-one-escalation"
+"""Timers due together (workers were down) send no stale reminder and one escalation."""
 
 _STORE_TIMEOUT = timedelta(seconds=30)
 _NOTICE_TIMEOUT = timedelta(seconds=60)
 _NOTICE_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10))
 """A channel that keeps failing must not hold the SLA clock: give up after a few tries."""
+
+
+class HandoffParent:
+    """What a handoff's parent handles: the contact workflow (a stand-in in tests)."""
+
+    @workflow.signal(name="handoff_update")
+    def handoff_update(self, update: HandoffUpdate) -> None:
+        """The owner or the SLA state changed."""
+        raise NotImplementedError
 
 
 @workflow.defn(name="HandoffWorkflow")
@@ -81,6 +101,7 @@ class HandoffWorkflow:
         self._inbox: list[SalesActivity] = list(resume.inbox) if resume else []
         self._told_parent: HandoffUpdate | None = None
         self._owner_attribute: str | None = None
+        self._sla_attribute: str | None = None
         self._last_decision: RoutingDecision | None = None
 
     @workflow.run
@@ -98,12 +119,12 @@ class HandoffWorkflow:
             workflow.continue_as_new(self._next_run())
         return result_of(self._data, self._state)
 
-    @workflow.signal(name=SALES_ACTIVITY_SIGNAL)
+    @workflow.signal(name="sales_activity")
     def sales_activity(self, activity: SalesActivity) -> None:
         """Queue one sales activity (forwarded by the contact workflow)."""
         self._inbox.append(activity)
 
-    @workflow.query(name=SLA_QUERY)
+    @workflow.query(name="sla")
     def sla(self) -> SlaStatus:
         """Owner and SLA right now."""
         return status_of(self._data, self._state)
@@ -125,7 +146,9 @@ class HandoffWorkflow:
         tried = [turn.owner for turn in self._state.turns]
         result = await self._assign(step=len(tried), tried=tried)
         now = workflow.now()
-        plan = sla_for(self._pinned.routing, self._data.lead, now, decision=result.decision)
+        plan = sla_for(
+            self._pinned.routing, self._lead_in(self._state.stage), now, decision=result.decision
+        )
         turn = start_turn(self._state, result.decision, plan, now)
         self._state.reassignments += 1
         self._last_decision = result.decision
@@ -142,28 +165,62 @@ class HandoffWorkflow:
         with suppress(TimeoutError):
             await workflow.wait_condition(lambda: bool(self._inbox), timeout=timeout)
 
+    async def _begin_ae_stage(self) -> list[NoticePlan]:
+        """The SDR qualified the lead: an AE is routed (territory, segment, account owner,
+        deal size) and gets the lead on the AE stage's SLA; the SDR stays as the source."""
+        lead = self._lead_in("ae")
+        result = await self._assign(step=len(self._state.turns), lead=lead, fresh=True)
+        now = workflow.now()
+        plan = sla_for(self._pinned.routing, lead, now, decision=result.decision)
+        turn = begin_stage(self._state, result.decision, plan, now)
+        self._last_decision = result.decision
+        return [NoticePlan("assigned", turn.owner, f"assigned-{turn.seq}")]
+
+    def _stages(self, activity: SalesActivity) -> bool:
+        """Whether this activity may hand the lead to an AE (patched: 1.0.0 ignored it)."""
+        config = self._pinned
+        names = (config.settings.qualify_event, SQL_STAGE_ENTERED)
+        if activity.name not in names or not config.routing.has_stage("ae"):
+            return False
+        return workflow.patched(AE_STAGE_PATCH)
+
     async def _apply_sales_activity(self) -> None:
         if not self._inbox:
             return
         inbox, self._inbox = self._inbox, []
         plans: list[NoticePlan] = []
         release = changed = False
+        decision: RoutingDecision | None = None
         for activity in inbox:
             step = apply_sales_activity(
-                self._state, activity, workflow.now(), self._pinned.settings
+                self._state,
+                activity,
+                workflow.now(),
+                self._pinned.settings,
+                stages=self._stages(activity),
             )
             plans += step.notices
+            if step.qualify:
+                if release or step.release:
+                    await self._release("qualified")
+                release, changed = False, True
+                plans += await self._begin_ae_stage()
+                decision = self._last_decision
+                continue
             release |= step.release
             changed |= step.changed
         if release:
             await self._release(self._state.outcome or "accepted")
         if changed or plans:
-            await self._commit(plans)
+            await self._commit(plans, decision)
 
     async def _fire_due_timers(self) -> None:
         settings = self._pinned.settings
+        catch_up: CatchUp | None = None
         while (kind := due_timer(self._state, workflow.now(), settings)) is not None:
-            step = apply_timer(self._state, kind, workflow.now(), settings)
+            if catch_up is None and workflow.patched(OUTAGE_CATCH_UP_PATCH):
+                catch_up = CatchUp()
+            step = apply_timer(self._state, kind, workflow.now(), settings, catch_up)
             plans = list(step.notices)
             decision = None
             if step.reassign:
@@ -181,6 +238,7 @@ class HandoffWorkflow:
         """Record the new state, tell the parent, update the Owner attribute, send notices."""
         self._state.revision += 1
         self._publish_owner()
+        self._publish_sla_state()
         note = _routing_note(decision)
         notices = [
             notice
@@ -190,58 +248,62 @@ class HandoffWorkflow:
         work = [self._record(), *(self._notify(n) for n in notices), self._tell_parent()]
         await asyncio.gather(*work)
 
-    async def _assign(self, step: int, tried: list[str] | None = None) -> AssignResult:
+    async def _assign(
+        self,
+        step: int,
+        tried: list[str] | None = None,
+        lead: RoutingInput | None = None,
+        fresh: bool = False,
+    ) -> AssignResult:
         request = AssignRequest(
             handoff_id=self._data.handoff_id,
             contact_id=self._data.contact_id,
             step=step,
-            lead=self._data.lead,
+            lead=lead or self._data.lead,
             now=workflow.now(),
             tried=tried or [],
             config=self._config,
+            fresh=fresh,
         )
         # A local activity: routing is one short store transaction, idempotent per step, and
         # running it in this worker saves a round trip through the server (speed-to-lead).
-        result: AssignResult = await workflow.execute_local_activity(
-            "assign_owner",
+        return await workflow.execute_local_activity_method(
+            HandoffActivities.assign_owner,
             request,
             start_to_close_timeout=_STORE_TIMEOUT,
-            result_type=AssignResult,
             summary="route the lead" if step == 0 else f"reassign (step {step})",
         )
-        return result
 
     async def _release(self, reason: str) -> None:
         turn = self._state.turn
         if turn is None or self._state.released:
             return
         self._state.released = True
-        request = ReleaseRequest(handoff_id=self._data.handoff_id, rep_id=turn.owner, reason=reason)
-        await workflow.execute_activity(
-            "release_owner",
+        request = ReleaseRequest(
+            handoff_id=self._data.handoff_id, rep_id=turn.owner, reason=reason, stage=turn.stage
+        )
+        await workflow.execute_activity_method(
+            HandoffActivities.release_owner,
             request,
             start_to_close_timeout=_STORE_TIMEOUT,
-            result_type=ReleaseResult,
             summary=f"release open lead ({reason})",
         )
 
     async def _record(self) -> None:
-        await workflow.execute_activity(
-            "record_sla",
+        await workflow.execute_activity_method(
+            HandoffActivities.record_sla,
             record_of(self._data, self._state),
             start_to_close_timeout=_STORE_TIMEOUT,
-            result_type=RecordResult,
             summary=f"record SLA ({self._state.state})",
         )
 
     async def _notify(self, notice: Notice) -> None:
         try:
-            await workflow.execute_activity(
-                "send_handoff_notice",
+            await workflow.execute_activity_method(
+                HandoffActivities.send_handoff_notice,
                 notice,
                 start_to_close_timeout=_NOTICE_TIMEOUT,
                 retry_policy=_NOTICE_RETRY,
-                result_type=NoticeResult,
                 summary=f"{notice.kind} to {notice.to.id}",
             )
         except FailureError as exc:
@@ -257,7 +319,7 @@ class HandoffWorkflow:
         # By workflow id only: the contact workflow continues as new, its run id changes.
         handle = workflow.get_external_workflow_handle(parent.workflow_id)
         try:
-            await handle.signal(UPDATE_SIGNAL, update)
+            await handle.signal(HandoffParent.handoff_update, update)
         except FailureError as exc:  # the contact merged away or was closed
             workflow.logger.warning("handoff_update not delivered: %s", exc)
 
@@ -267,7 +329,24 @@ class HandoffWorkflow:
             self._owner_attribute = turn.owner
             workflow.upsert_search_attributes([OWNER.value_set(turn.owner)])
 
+    def _publish_sla_state(self) -> None:
+        """``SlaState`` follows the SLA state, so support can filter breached handoffs in the
+        Temporal UI. Handoffs started before this release keep their histories (the patch)."""
+        state = self._state.state
+        if state != self._sla_attribute and workflow.patched(SLA_STATE_PATCH):
+            self._sla_attribute = state
+            workflow.upsert_search_attributes([SLA_STATE.value_set(state)])
+
     # ---- helpers -------------------------------------------------------------------------------
+
+    def _lead_in(self, stage: RoutingStage) -> RoutingInput:
+        """The lead as routing sees it in ``stage`` (an AE's: with the deal size the SDR gave
+        when qualifying it)."""
+        source = self._state.source
+        if stage == "sdr" or source is None:
+            return self._data.lead
+        size = source.deal_size if source.deal_size is not None else self._data.lead.deal_size
+        return self._data.lead.model_copy(update={"stage": "ae", "deal_size": size})
 
     @property
     def _pinned(self) -> HandoffConfig:

@@ -1,12 +1,13 @@
 """JourneyWorkflow: one enrollment of one contact in one journey, step by step, durably.
 
 It interprets the definition version pinned in its input (deploying v2 leaves a running v1
-on v1) as a flat program (``revops.journey_program``): a position is a step id, so a 20-day
+on v1) as a flat program (``journeys.program``): a position is a step id, so a 20-day
 journey survives restarts, deploys and continue-as-new without losing or repeating a step.
 
 - ``send`` asks the rules again at send time (``check_send``): allow, defer (a durable timer
   until the moment the rules name, then ask again) or suppress with the reason. Allowed sends
-  go through the one send path (``send_effect``) with the key
+  go through the one send path (``send_effect``), email and SMS on their channel's paced task
+  queue (patch ``engagement-paced-sends``), with the key
   ``<contact_id>/<enrollment_id>/<step id>`` (``~<n>`` appended for the n-th ask after a
   deferral): the key is in the workflow history, so retries and restarted workers reuse it
   and the send ledger turns a repeat into "duplicate".
@@ -16,6 +17,9 @@ journey survives restarts, deploys and continue-as-new without losing or repeati
   the parent contact workflow (recorded in progress when there is none: simulations).
 - Goals are checked all along the journey (on every contact update and at every step), as is
   the definition's exit criterion; ``stop`` exits or pauses, ``resume`` resumes.
+- A send whose moment passed long ago (the journey was paused, the worker was down) is stale:
+  it follows its ``if_late`` policy or the journey's ``late`` default (send late, skip, or
+  skip to the next step on the original schedule), so a backlog never goes out in one burst.
 
 Deterministic code only: no I/O, no clocks but ``workflow.now()``, no randomness. Summaries
 in the UI name steps and channels, never the contact (ids are opaque).
@@ -33,17 +37,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from models.effects import (
-        EffectRequest,
-        EffectResult,
-        EmailPayload,
-        SlackPayload,
-        SmsPayload,
-        TaskPayload,
-        WebhookPayload,
-    )
-    from models.facts import ContactFacts, EventRecord
-    from models.journeys import (
+    from activities.effects import EffectActivities
+    from activities.journeys import JourneyActivities
+    from audience.conditions import EventCondition, evaluate
+    from audience.facts import ContactFacts, EventRecord
+    from journeys.contract import (
         CheckSendInput,
         CheckSendResult,
         JourneyCarry,
@@ -60,10 +58,17 @@ with workflow.unsafe.imports_passed_through():
         RequestKind,
         StepRecord,
     )
-    from models.search_attributes import CONTACT_ID, JOURNEY, JOURNEY_VERSION
-    from revops.conditions import EventCondition, evaluate
-    from revops.journey_program import Program, assign_variant, step_kind, wait_until
-    from revops.journey_steps import (
+    from journeys.program import (
+        HOLDOUT_STEP,
+        ROLLOUT_STEP,
+        Program,
+        assign_variant,
+        in_holdout,
+        late_policy,
+        step_kind,
+        wait_until,
+    )
+    from journeys.steps import (
         BranchStep,
         CrmTaskSend,
         EmailSend,
@@ -71,6 +76,9 @@ with workflow.unsafe.imports_passed_through():
         ExitStep,
         GoalStep,
         HandoffStep,
+        InAppSend,
+        LatePolicy,
+        RecycleStep,
         SendSpec,
         SendStep,
         SetStep,
@@ -82,8 +90,19 @@ with workflow.unsafe.imports_passed_through():
         WaitForStep,
         WaitStep,
     )
+    from models.effects import (
+        EffectRequest,
+        EmailPayload,
+        InAppPayload,
+        SlackPayload,
+        SmsPayload,
+        TaskPayload,
+        WebhookPayload,
+        send_task_queue,
+    )
+    from models.search_attributes import CONTACT_ID, JOURNEY, JOURNEY_VERSION
 
-__all__ = ["JourneyWorkflow"]
+__all__ = ["JourneyParent", "JourneyWorkflow"]
 
 _CHECK_TIMEOUT = timedelta(seconds=30)
 _RECORD_TIMEOUT = timedelta(seconds=30)
@@ -94,6 +113,21 @@ _SEND_RETRY = RetryPolicy(
 )
 _MAX_ASKS = 20
 _KEPT_EVENTS = 200
+
+LATE_STEPS_PATCH = "lifecycle-late-steps"
+"""Stale sends follow their late policy (1.0.0 sent every one of them, however late)."""
+GOAL_BEFORE_STOP_PATCH = "lifecycle-goal-before-stop"
+SUBJECT_TEMPLATE_PATCH = "privacy-subject-template"
+"""A step's record keeps the email's subject template, never the rendered subject (which may
+name the person: "Your whitepaper is ready, Dana"); docs/privacy.md."""
+"""A goal met when a stop arrives ends the journey as a conversion (1.0.0: stopped)."""
+ROLLOUT_PATCH = "seeds-journey-rollout"
+"""An enrollment of a version in staged rollout records it, so its error rate can be measured."""
+HOLDOUT_PATCH = "seeds-journey-holdout"
+"""A journey with a ``holdout`` holds a share of its enrollees out: recorded, never sent to."""
+LOCAL_CHECK_PATCH = "speed-local-check-send"
+"""The send-time check runs as a local activity, inside the journey's workflow task: one
+round trip through the server less per send (a new contact's Day-0 email; docs/performance.md)."""
 
 
 class _Finish(Exception):
@@ -108,6 +142,19 @@ class _Finish(Exception):
 
 class _Suspend(Exception):
     """History is long: continue as new at the current position."""
+
+
+class JourneyParent:
+    """What a journey's parent handles: the contact workflow (a stand-in in tests).
+
+    The journey signals its parent through this handler, so the journey module does not
+    import the contact workflow that starts it.
+    """
+
+    @workflow.signal(name="journey_request")
+    def journey_request(self, request: JourneyRequest) -> None:
+        """A step asks the parent to change the contact; ``finished`` comes last."""
+        raise NotImplementedError
 
 
 @workflow.defn(name="JourneyWorkflow")
@@ -136,6 +183,9 @@ class JourneyWorkflow:
         self._wait_until: datetime | None = None
         self._wait_since: datetime | None = None
         self._attempt = 1
+        self._due: datetime | None = carry.due if carry else None
+        self._catch_up = carry.catch_up if carry else False
+        self._held_out_until = carry.held_out_until if carry else None
 
     def _fresh_progress(self) -> JourneyProgress:
         return JourneyProgress(
@@ -159,6 +209,11 @@ class JourneyWorkflow:
         try:
             if data.carry is None:
                 await self._hold_until(data.not_before)
+                self._due = workflow.now()
+                await self._record_rollout()
+                await self._assign_holdout()
+            if self._held_out_until is not None:
+                await self._watch_held_out(self._held_out_until)
             await self._walk()
             self._evaluate()
             self._raise_if_done()
@@ -183,6 +238,42 @@ class JourneyWorkflow:
                 self._done, timeout=moment - workflow.now(), timeout_summary="start"
             )
         self._raise_if_done()
+
+    async def _record_rollout(self) -> None:
+        """A version in staged rollout: record this enrollment on it (its sends' error rate
+        decides an automatic rollback, ``activities.rollout``)."""
+        if self._definition.rollout is None or not workflow.patched(ROLLOUT_PATCH):
+            return
+        await self._store_record("assigned", ROLLOUT_STEP, f"v{self._definition.version}")
+
+    async def _assign_holdout(self) -> None:
+        """Is this contact in the journey's holdout? Both groups are recorded (the stats'
+        denominators); a held-out one is watched, never sent to."""
+        holdout = self._definition.holdout
+        if holdout is None or not workflow.patched(HOLDOUT_PATCH):
+            return
+        held = in_holdout(self._data.contact_id, self._definition.name, holdout.percent)
+        await self._store_record("assigned", HOLDOUT_STEP, "held_out" if held else "enrolled")
+        if held:
+            self._held_out_until = workflow.now() + holdout.window
+            self._progress.steps.append(
+                StepRecord(
+                    step=HOLDOUT_STEP,
+                    number=0,
+                    kind="holdout",
+                    at=workflow.now(),
+                    outcome="held out",
+                    detail=f"{holdout.percent:g}% holdout: nothing is sent; goals are watched"
+                    f" until {_when(self._held_out_until)}",
+                )
+            )
+
+    async def _watch_held_out(self, until: datetime) -> NoReturn:
+        """A held-out enrollment: wait for a goal (a conversion without the journey), an exit,
+        a stop, or the end of the window; never a step."""
+        self._cursor = None
+        await self._wait(until, "holdout window", _never)
+        raise _Finish("completed", "held out: nothing sent; the holdout window ended")
 
     async def _walk(self) -> None:
         while self._cursor is not None:
@@ -275,6 +366,8 @@ class JourneyWorkflow:
 
     def _raise_if_done(self) -> None:
         if self._stop is not None:
+            if self._goal is not None and workflow.patched(GOAL_BEFORE_STOP_PATCH):
+                raise _Finish("goal", f"goal '{self._goal}' met", self._goal)
             raise _Finish("stopped", self._stop.reason)
         if self._goal is not None:
             raise _Finish("goal", f"goal '{self._goal}' met", self._goal)
@@ -313,10 +406,14 @@ class JourneyWorkflow:
 
     async def _send(self, step: SendStep, resume: JourneyCarry | None) -> str | None:
         label = self._program.label(step.id)
+        late = self._stale(step) if resume is None else None
+        if late is not None and self._skip_stale(step, late):
+            return self._program.successor[step.id]
         attempt = resume.attempt if resume else 1
         if resume is not None and resume.wait_until is not None:
             self._attempt = attempt
             await self._wait(resume.wait_until, f"deferred {label}", _never)
+            self._due = resume.wait_until
         for _ in range(_MAX_ASKS):
             verdict = await self._check(step, label)
             if verdict.verdict == "allow":
@@ -329,8 +426,37 @@ class JourneyWorkflow:
             attempt += 1
             self._attempt = attempt
             await self._wait(verdict.until, f"deferred {label}", _never)
+            self._due = verdict.until
         self._record(step, "suppressed", f"deferred {_MAX_ASKS} times in a row")
         return self._program.successor[step.id]
+
+    def _stale(self, step: SendStep) -> LatePolicy | None:
+        """The send's late policy when its moment passed long ago, else None."""
+        if self._due is None:
+            return None
+        policy = late_policy(self._definition, step, self._due, workflow.now())
+        if policy is None or not workflow.patched(LATE_STEPS_PATCH):
+            return None
+        return policy
+
+    def _skip_stale(self, step: SendStep, late: LatePolicy) -> bool:
+        """Apply a stale send's policy; True when the send is left out.
+
+        Sending late or skipping moves the rest of the schedule to now; skipping to the next
+        step keeps it, so the waits that follow count from when they were due (``_catch_up``).
+        """
+        due, now = self._due, workflow.now()
+        assert due is not None
+        if late == "send_late":
+            self._due, self._catch_up = now, False
+            return False
+        why = f"stale: due {_when(due)}, {_late_by(now - due)} late ({late})"
+        self._record(step, "skipped", why)
+        if late == "skip":
+            self._due = now
+        else:
+            self._catch_up = True
+        return True
 
     async def _check(self, step: SendStep, label: str) -> CheckSendResult:
         spec = step.send
@@ -348,17 +474,22 @@ class JourneyWorkflow:
             own_sends=self._own_sends,
         )
         try:
-            result: CheckSendResult = await workflow.execute_activity(
-                "check_send",
+            if workflow.patched(LOCAL_CHECK_PATCH):
+                return await workflow.execute_local_activity_method(
+                    JourneyActivities.check_send,
+                    request,
+                    start_to_close_timeout=_CHECK_TIMEOUT,
+                    summary=f"check {label}",
+                )
+            return await workflow.execute_activity_method(
+                JourneyActivities.check_send,
                 request,
-                result_type=CheckSendResult,
                 start_to_close_timeout=_CHECK_TIMEOUT,
                 summary=f"check {label}",
             )
         except ActivityError as exc:
             cause = exc.cause or exc
             return CheckSendResult(verdict="suppress", reason=f"send check failed: {cause}")
-        return result
 
     async def _deliver(self, step: SendStep, label: str, attempt: int) -> None:
         key = f"{self._data.contact_id}/{self._data.enrollment_id}/{step.id}"
@@ -378,11 +509,15 @@ class JourneyWorkflow:
             },
             now=workflow.now(),
         )
+        queue: str | None = None
+        if workflow.patched("engagement-paced-sends"):
+            # The channel's own queue, rate-limited across all workers (models.effects).
+            queue = send_task_queue(workflow.info().task_queue, request.channel)
         try:
-            result: EffectResult = await workflow.execute_activity(
-                "send_effect",
+            result = await workflow.execute_activity_method(
+                EffectActivities.send_effect,
                 request,
-                result_type=EffectResult,
+                task_queue=queue,
                 start_to_close_timeout=self._definition.send_timeout,
                 retry_policy=_SEND_RETRY,
                 summary=label,
@@ -390,7 +525,10 @@ class JourneyWorkflow:
         except ActivityError as exc:
             self._record(step, "failed", str(exc.cause or exc))
             return
-        self._record(step, result.status, result.detail, subject=result.rendered_subject)
+        subject = result.rendered_subject
+        if workflow.patched(SUBJECT_TEMPLATE_PATCH):
+            subject = request.email.subject if request.email is not None else None
+        self._record(step, result.status, result.detail, subject=subject)
         if result.status in ("sent", "duplicate"):
             self._own_sends[key] = workflow.now()
             if variant is not None:
@@ -404,7 +542,8 @@ class JourneyWorkflow:
         if resume is not None and resume.wait_until is not None:
             until: datetime | None = resume.wait_until
         elif spec.for_ is not None:
-            until = now + spec.for_
+            start = self._due if self._catch_up and self._due is not None else now
+            until = start + spec.for_
         else:
             assert spec.until is not None
             events = [*self._facts.events, *self._events]
@@ -414,9 +553,12 @@ class JourneyWorkflow:
             return self._program.successor[step.id]
         if until <= now:
             self._record(step, "skipped", f"{_when(until)} has passed")
+            if self._catch_up:
+                self._due = until
             return self._program.successor[step.id]
         await self._wait(until, f"wait {label}", _never)
         self._record(step, "waited", f"until {_when(until)}")
+        self._due, self._catch_up = until, False
         return self._program.start_of(spec.then, step.id)
 
     async def _wait_for(self, step: WaitForStep, resume: JourneyCarry | None) -> str | None:
@@ -434,8 +576,10 @@ class JourneyWorkflow:
         label = self._program.label(step.id)
         if await self._wait(until, f"wait for {spec.event} ({label})", arrived):
             self._record(step, "event", f"{spec.event} at {_when(found[0].at)}")
+            self._due, self._catch_up = workflow.now(), False
             return self._program.start_of(spec.on_event, step.id)
         self._record(step, "timeout", f"no {spec.event} by {_when(until)}")
+        self._due, self._catch_up = until, False
         return self._program.start_of(spec.on_timeout, step.id)
 
     def _matching(self, spec: WaitForSpec, since: datetime) -> list[EventRecord]:
@@ -512,7 +656,7 @@ class JourneyWorkflow:
             return  # a simulation or a journey started by hand: the request is in progress
         handle = workflow.get_external_workflow_handle(parent.workflow_id)
         try:
-            await handle.signal("journey_request", request)
+            await handle.signal(JourneyParent.journey_request, request)
         except Exception as exc:  # the parent may be gone (merged contact): keep going
             workflow.logger.warning("journey_request not delivered: %s", exc)
 
@@ -550,6 +694,9 @@ class JourneyWorkflow:
             assignments=self._assignments,
             paused=self._paused,
             stop=self._stop,
+            due=self._due,
+            catch_up=self._catch_up,
+            held_out_until=self._held_out_until,
         )
         workflow.continue_as_new(
             self._data.model_copy(
@@ -605,8 +752,8 @@ class JourneyWorkflow:
             variant=variant,
             at=workflow.now(),
         )
-        await workflow.execute_activity(
-            "record_journey",
+        await workflow.execute_activity_method(
+            JourneyActivities.record_journey,
             record,
             start_to_close_timeout=_RECORD_TIMEOUT,
             summary=f"record {kind} {step}" + (f" {variant}" if variant else ""),
@@ -621,6 +768,14 @@ def _when(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
+def _late_by(delta: timedelta) -> str:
+    """``3.5 days`` or ``5 hours``: how late a stale step is, in words."""
+    hours = delta.total_seconds() / 3600
+    if hours >= 48:
+        return f"{hours / 24:.1f} days"
+    return f"{hours:.0f} hours" if hours >= 1 else f"{delta.total_seconds():.0f} seconds"
+
+
 def _request_of(step: Step) -> tuple[RequestKind, str | None, Any]:
     """The parent request a ``set``, ``enroll`` or ``handoff`` step makes."""
     if isinstance(step, SetStep):
@@ -632,6 +787,8 @@ def _request_of(step: Step) -> tuple[RequestKind, str | None, Any]:
         return "list_remove", spec.list_remove, None
     if isinstance(step, EnrollStep):
         return "enroll", step.enroll, None
+    if isinstance(step, RecycleStep):
+        return "recycle", step.recycle, None
     assert isinstance(step, HandoffStep)
     return "handoff", None, step.handoff.reason
 
@@ -664,6 +821,10 @@ def _effect_request(
     elif isinstance(spec, SlackSend):
         request.slack = SlackPayload(
             text=spec.text, webhook_url=spec.webhook_url, blocks=list(spec.blocks)
+        )
+    elif isinstance(spec, InAppSend):
+        request.in_app = InAppPayload(
+            title=spec.title, body=spec.body, cta_label=spec.cta_label, cta_url=spec.cta_url
         )
     elif isinstance(spec, CrmTaskSend):
         request.task = TaskPayload(

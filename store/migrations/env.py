@@ -5,8 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import store.accounts
 import store.decisions
 import store.effects
+import store.engagement
 import store.history
 import store.journeys
 import store.registry
@@ -16,6 +18,7 @@ from store.schema import Base
 
 # The imports above register every table on Base.metadata for autogenerate.
 _TABLE_MODULES = (
+    store.accounts,
     store.decisions,
     store.effects,
     store.history,

@@ -1,0 +1,1 @@
+"""The account entity: its state, its contract, and the pure transitions of its workflow."""

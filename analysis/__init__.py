@@ -1,0 +1,2 @@
+"""Offline analysis over history: scoring backtests, synthetic histories, SLA
+and A/B reports."""

@@ -1,0 +1,2 @@
+"""The sales handoff: routing, business calendars, SLA rules, notices and the
+handoff workflow's contract."""

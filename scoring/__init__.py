@@ -1,0 +1,1 @@
+"""Fit and engagement scoring: the versioned model, decay, gates, explanations."""
