@@ -98,15 +98,15 @@ def timed_sink() -> Iterator[tuple[int, _TimedInbox]]:
 
 
 BROADCAST = 1000
-RATE = 25.0
+RATE = 14.0  # the issue's example ESP rate; well under what one worker on two cores can drive
 
 
 @pytest.mark.faults
 async def test_a_1000_send_broadcast_holds_the_rate_and_sends_each_email_once(
     env: WorkflowEnvironment, store: Store, settings: Settings
 ) -> None:
-    """1,000 journeys want their email at once; the email queue's rate (25/s, enforced by the
-    server for all workers) spreads them over ~40 s; each goes out exactly once."""
+    """1,000 journeys want their email at once; the email queue's rate (14/s, enforced by the
+    server for all workers) spreads them over ~70 s; each goes out exactly once."""
     definition = journey(ONE_EMAIL)
     now = facts("x").now
     people = [f"u-broadcast-{n}" for n in range(BROADCAST)]
@@ -150,6 +150,7 @@ async def test_a_1000_send_broadcast_holds_the_rate_and_sends_each_email_once(
                     )
 
             await asyncio.gather(*(begin(c) for c in contacts))
+            all_started = time.monotonic()
             deadline = time.monotonic() + BROADCAST / RATE * 2 + 60
             while len(inbox.received) < BROADCAST and time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
@@ -157,9 +158,13 @@ async def test_a_1000_send_broadcast_holds_the_rate_and_sends_each_email_once(
     moments = sorted(at for at, _ in inbox.received)
     ids = [message_id for _, message_id in inbox.received]
     assert len(ids) == BROADCAST and len(set(ids)) == BROADCAST  # none lost, none twice
-    # The first seconds are the journeys starting (fewer than the rate want to send yet); from
-    # the 100th to the 900th email the queue has a backlog and the rate alone sets the pace.
-    steady = 800 / (moments[900] - moments[100])
+    # The first seconds are the journeys starting (fewer than the rate want to send yet, and
+    # starts share the worker with sends); once every journey has started and 100 emails are
+    # out, the queue has a backlog and the rate alone sets the pace until the last 50.
+    first = max(100, bisect.bisect_left(moments, all_started))
+    last = BROADCAST - 50
+    assert last - first >= 300, f"only {last - first} emails sent with a backlog: no pace to measure"
+    steady = (last - first) / (moments[last] - moments[first])
     busiest = max(bisect.bisect_left(moments, at + 5.0) - i for i, at in enumerate(moments)) / 5
     total = moments[-1] - moments[0]
     print(
