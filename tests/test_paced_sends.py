@@ -163,7 +163,7 @@ async def test_a_1000_send_broadcast_holds_the_rate_and_sends_each_email_once(
     # out, the queue has a backlog and the rate alone sets the pace until the last 50.
     first = max(100, bisect.bisect_left(moments, all_started))
     last = BROADCAST - 50
-    assert last - first >= 300, f"only {last - first} emails sent with a backlog: no pace to measure"
+    assert last - first >= 300, f"only {last - first} emails sent with a backlog: no pace seen"
     steady = (last - first) / (moments[last] - moments[first])
     busiest = max(bisect.bisect_left(moments, at + 5.0) - i for i, at in enumerate(moments)) / 5
     total = moments[-1] - moments[0]
