@@ -40,6 +40,8 @@ __all__ = [
     "TrackingRoute",
     "describe_errors",
     "install_error_handlers",
+    "storable",
+    "text_fault",
     "write_key_of",
 ]
 
@@ -177,8 +179,32 @@ def _check_text(text: str) -> None:
         raise GatewayError(400, "invalid_text", message) from exc
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
-    """A JSON object from ``body``; GatewayError(400) with the reason otherwise."""
+def text_fault(value: Any) -> str | None:
+    """Why ``value`` holds text the store cannot keep (NUL, unpaired surrogates), or None."""
+    try:
+        _walk(value, 0, check_text=True)
+    except GatewayError as error:
+        return error.body.message
+    return None
+
+
+def storable(value: Any) -> Any:
+    """``value`` with NUL and unpaired surrogates replaced, so a refused call can be kept."""
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def parse_json(body: bytes, *, calls: str | None = None) -> dict[str, Any]:
+    """A JSON object from ``body``; GatewayError(400) with the reason otherwise.
+
+    With ``calls`` (a batch's list key) the text of each call is left to the route, which
+    refuses only the call that holds NUL or an unpaired surrogate, not the whole batch.
+    """
     if not body.strip():
         raise GatewayError(400, "invalid_json", "body is empty: a JSON object is required")
     try:
@@ -195,7 +221,14 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise GatewayError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
     if not isinstance(parsed, dict):
         raise GatewayError(400, "invalid_json", "body must be a JSON object")
-    _walk(parsed, 0, check_text="\\u" in text)  # only escapes smuggle NUL or lone surrogates
+    check_text = "\\u" in text  # only escapes smuggle NUL or lone surrogates
+    items = parsed.get(calls) if calls else None
+    if isinstance(items, list):
+        _walk({k: v for k, v in parsed.items() if k != calls}, 0, check_text)
+        for item in items:
+            _walk(item, 2, check_text=False)
+    else:
+        _walk(parsed, 0, check_text)
     return parsed
 
 
@@ -261,6 +294,8 @@ class JsonRoute(APIRoute):
     """A route whose body is read, limited, un-gzipped and parsed by the guard above."""
 
     max_bytes: ClassVar[int] = MAX_EVENT_BYTES
+    calls_key: ClassVar[str | None] = None
+    """A batch's list of calls, whose text each call answers for alone."""
 
     def check_headers(self, request: Request) -> None:
         """Credentials that need no body (none by default)."""
@@ -279,7 +314,7 @@ class JsonRoute(APIRoute):
                 self.check_headers(request)
                 body = await read_body(request, self.max_bytes)
                 self.check_body(request, body)
-                parsed = parse_json(body)
+                parsed = parse_json(body, calls=self.calls_key)
                 self.check_parsed(request, body, parsed)
             except GatewayError as error:
                 return _answer(error, request)
@@ -310,6 +345,7 @@ class BatchRoute(TrackingRoute):
     """A Segment batch: at most 500 KB, and no event in it over 32 KB."""
 
     max_bytes: ClassVar[int] = MAX_BATCH_BYTES
+    calls_key: ClassVar[str | None] = "batch"
 
     def check_parsed(self, request: Request, body: bytes, parsed: dict[str, Any]) -> None:
         super().check_parsed(request, body, parsed)

@@ -19,7 +19,15 @@ from fastapi.security import APIKeyHeader, HTTPBasic
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.service import RPCError
 
-from gateway.http import BatchRoute, ErrorResponse, GatewayError, TrackingRoute, describe_errors
+from gateway.http import (
+    BatchRoute,
+    ErrorResponse,
+    GatewayError,
+    TrackingRoute,
+    describe_errors,
+    storable,
+    text_fault,
+)
 from gateway.relay import Relay
 from gateway.sales import (
     SALES_EVENTS,
@@ -207,7 +215,7 @@ async def batch(body: BatchRequest, request: Request) -> TrackingResponse:
                 code=p.code,
                 field=p.field,
                 reason=p.message,
-                call=body.batch[p.index],
+                call=storable(body.batch[p.index]),
                 received_at=now,
                 path=request.url.path,
             )
@@ -228,6 +236,16 @@ def _validated(items: list[Any]) -> tuple[list[tuple[int, AnyCall]], list[Reject
     calls: list[tuple[int, AnyCall]] = []
     problems: list[RejectedCall] = []
     for index, item in enumerate(items):
+        if (fault := text_fault(item)) is not None:
+            problems.append(
+                RejectedCall(
+                    index=index,
+                    code="invalid_text",
+                    field=f"batch[{index}]",
+                    message=f"batch[{index}]: {fault}",
+                )
+            )
+            continue
         try:
             calls.append((index, call_adapter.validate_python(item)))
         except ValidationError as exc:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import yaml
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -132,6 +133,19 @@ async def skip(
     now = await env.get_current_time(handle)
     if until > now:
         await env.fast_forward(handle, until - now)
+
+
+async def read_signals(handle: WorkflowHandle[Any, Any]) -> None:
+    """Wait until the journey has run a workflow task after its last signal: a clock moved
+    before that could fire a timer ahead of what the signal changes (a pause, say)."""
+
+    async def settled() -> bool:
+        kinds = [e.event_type async for e in handle.fetch_history_events()]
+        signalled = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        last = max(i for i, kind in enumerate(kinds) if kind == signalled)
+        return EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in kinds[last:]
+
+    await eventually(settled, bool)
 
 
 async def progress(handle: WorkflowHandle[Any, Any]) -> JourneyProgress:

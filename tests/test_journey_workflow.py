@@ -43,6 +43,7 @@ from tests.journey_support import (
     outcomes,
     progress,
     progress_when,
+    read_signals,
     skip,
     start,
     tell,
@@ -322,6 +323,7 @@ async def _paused_past(
     handle = await start(env, settings, journey(text), who)
     await progress_when(handle, lambda p: p.status == "waiting")
     await handle.signal(JourneyWorkflow.stop, JourneyStop(reason="pre-empted", pause=True))
+    await read_signals(handle)  # paused before the clock moves (a race seen under load)
     await skip(env, handle, ten_am() + days * DAY)
     await progress_when(handle, lambda p: p.status == "paused")
     await handle.signal(JourneyWorkflow.resume)
