@@ -21,8 +21,6 @@ from models.ingest import IncomingEvent
 from revops import __version__
 from revops.errors import ConfigError
 from revops.ids import contact_workflow_id
-from revops.temporal import connect
-from starter.accounts_cli import accounts_app
 from starter.common import (
     console,
     err,
@@ -31,24 +29,67 @@ from starter.common import (
     run_async,
     settings,
 )
-from starter.crm_cli import crm_app, import_contacts
-from starter.dashboard_cli import dashboard_app
-from starter.definitions_cli import definitions_app
-from starter.demo_cli import demo_app
-from starter.journeys_cli import journeys_app
-from starter.lists_cli import lists_app
-from starter.mail_cli import mail_app
+from starter.lazy import Lazy, lazy_group
 from starter.ops_cli import register as register_ops_commands
 from starter.output import JsonFlag, emit
-from starter.privacy_cli import register as register_privacy_commands
-from starter.reports_cli import reports_app
-from starter.retention_cli import retention_app
-from starter.scoring_cli import scoring_app
-from workflows.contact import ContactWorkflow
 
 __all__ = ["app", "main"]
 
+GROUPS = {
+    "accounts": Lazy(
+        "starter.accounts_cli:accounts_app",
+        "Accounts: members, buying committee, scores, demand state, the account play.",
+    ),
+    "journeys": Lazy(
+        "starter.journeys_cli:journeys_app",
+        "Journeys: validate, deploy, roll back, simulate with time travel, A/B reports.",
+    ),
+    "lists": Lazy(
+        "starter.lists_cli:lists_app",
+        "Lists (segments): counts, members' entries and exits, static lists, freshness.",
+    ),
+    "scoring": Lazy(
+        "starter.scoring_cli:scoring_app",
+        "Scoring models: backtest, synthetic history, deploy and roll back.",
+    ),
+    "reports": Lazy(
+        "starter.reports_cli:reports_app",
+        "Reports: funnel, velocity, attribution, journeys, forecast, SLA attainment.",
+    ),
+    "definitions": Lazy(
+        "starter.definitions_cli:definitions_app",
+        "Every kind of definition: list, validate, deploy, history, rollback, show.",
+    ),
+    "dashboard": Lazy(
+        "starter.dashboard_cli:dashboard_app", "The web dashboard (/dashboard): its users."
+    ),
+    "demo": Lazy("starter.demo_cli:demo_app", "Demo data for a running stack (make run)."),
+    "mail": Lazy(
+        "starter.mail_cli:mail_app", "Mail caught in development by `revops dev` (list, show)."
+    ),
+    "retention": Lazy(
+        "starter.retention_cli:retention_app", "Event retention: schedule, run, report."
+    ),
+    "crm": Lazy("starter.crm_cli:crm_app", "The CRM loop: sync status, resync (docs/crm.md)."),
+}
+"""The command groups, each imported only when it runs (see starter/lazy.py)."""
+CONTACT_COMMANDS = {
+    "erase": Lazy(
+        "starter.privacy_cli:erase",
+        "Erase a person everywhere: store rows and Temporal executions (idempotent).",
+    ),
+    "export": Lazy(
+        "starter.privacy_cli:export",
+        "Everything held about a person as one JSON document (an access request).",
+    ),
+    "import": Lazy(
+        "starter.crm_cli:import_contacts",
+        "Bring contacts in from a CSV, through the gateway's accept path (docs/crm.md).",
+    ),
+}
+
 app = typer.Typer(
+    cls=lazy_group(GROUPS),
     help="revops: lead lifecycle and journey orchestrator.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -56,23 +97,12 @@ app = typer.Typer(
 events_app = typer.Typer(
     help="Send events (as the gateway would); see the calls it refused.", no_args_is_help=True
 )
-contacts_app = typer.Typer(help="Inspect contacts.", no_args_is_help=True)
+contacts_app = typer.Typer(
+    cls=lazy_group(CONTACT_COMMANDS), help="Inspect contacts.", no_args_is_help=True
+)
 app.add_typer(events_app, name="events")
 app.add_typer(contacts_app, name="contacts")
-app.add_typer(accounts_app, name="accounts")
-app.add_typer(journeys_app, name="journeys")
-app.add_typer(lists_app, name="lists")
-app.add_typer(scoring_app, name="scoring")
-app.add_typer(reports_app, name="reports")
-app.add_typer(definitions_app, name="definitions")
-app.add_typer(dashboard_app, name="dashboard")
-app.add_typer(demo_app, name="demo")
-app.add_typer(mail_app, name="mail")
-app.add_typer(retention_app, name="retention")
-app.add_typer(crm_app, name="crm")
-contacts_app.command("import")(import_contacts)
 register_ops_commands(app)  # migrate, health, worker
-register_privacy_commands(contacts_app)  # contacts erase, contacts export
 
 
 def _print_version(asked: bool) -> None:
@@ -166,6 +196,7 @@ def events_send(
 
     async def _deliver() -> int:
         from gateway.relay import Relay
+        from revops.temporal import connect
 
         client = await connect(current)
         relay = Relay(store, client, current.task_queue)
@@ -196,6 +227,7 @@ def contacts_show(
     as_json: JsonFlag = False,
 ) -> None:
     """Stage, stage history, scores, lists, demand state, profile and event counts."""
+    from revops.temporal import connect
     from starter.contacts import load_contact_view, print_contact
 
     current = settings()
@@ -215,6 +247,7 @@ def contacts_why(
 ) -> None:
     """Why this contact has its score, stage, lists and demand state, in plain words."""
     from definitions import Definitions
+    from revops.temporal import connect
     from starter.contacts import WhyView, load_why, print_why
 
     current = settings()
@@ -234,6 +267,9 @@ def contacts_set_stage(
     reason: Annotated[str, typer.Option("--reason", help="Why (required, kept in history).")],
 ) -> None:
     """Manually change a contact's stage (an audited exception to promotion-only)."""
+    from revops.temporal import connect
+    from workflows.contact import ContactWorkflow
+
     if not reason.strip():
         raise typer.BadParameter("a reason is required", param_hint="--reason")
     current = settings()

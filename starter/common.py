@@ -9,17 +9,18 @@ from __future__ import annotations
 import asyncio
 import getpass
 from collections.abc import Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
-from contacts.contract import ContactConfig
-from definitions import Definitions
 from revops.errors import ConfigError, NotFound, StoreUnavailable, TemporalUnavailable
 from revops.logging import configure_logging
 from revops.settings import Settings, get_settings
-from store.repo import Store
+
+if TYPE_CHECKING:  # imported where used: every command pays for the CLI's imports
+    from contacts.contract import ContactConfig
+    from store.repo import Store
 
 __all__ = [
     "console",
@@ -58,6 +59,8 @@ def open_store(current: Settings) -> Store:
     A laptop's SQLite store is brought up to date here (under the migration lock); a server
     database is only checked: `revops migrate` changes it, never a newer CLI by the way.
     """
+    from store.repo import Store
+
     url = current.sqlalchemy_url
     try:
         return Store.open(
@@ -92,6 +95,8 @@ def resolve_contact(store: Store, user_id: str) -> str:
 
 def current_bundle(current: Settings, store: Store) -> ContactConfig:
     """The definitions contact workflows use now (deployed, else the shipped files)."""
+    from definitions import Definitions
+
     try:
         return Definitions.of(store, current).contact_bundle()
     except ConfigError as exc:

@@ -19,7 +19,6 @@ from sqlalchemy import Engine
 
 from revops.errors import StoreUnavailable
 from revops.settings import Settings, redact_url
-from revops.temporal import connect
 from starter.common import fail, run_async, settings
 from starter.output import JsonFlag, emit
 from store.db import SchemaState, create_store_engine, migrate, schema_state
@@ -140,6 +139,7 @@ def health_command(
 async def run_worker_service(current: Settings) -> None:
     """``revops worker``: wait for the schema, connect, run until SIGTERM; serve health."""
     from revops.metrics import temporal_runtime
+    from revops.temporal import connect
     from starter.health import serve_worker_health, worker_health_app
     from worker import WorkerDeps, run_worker
 

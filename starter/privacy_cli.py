@@ -19,7 +19,7 @@ from starter.common import console, err, fail, open_store, operator, run_async, 
 from starter.output import JsonFlag, emit, json_text
 from store.export import export_person
 
-__all__ = ["register"]
+__all__ = ["erase", "export"]
 
 
 def _print_erasure(view: ErasureResponse) -> None:
@@ -61,12 +61,6 @@ def erase(
         return response_of(ticket)
 
     emit(run_async(_erase()), as_json, _print_erasure)
-
-
-def register(contacts: typer.Typer) -> None:
-    """Add ``erase`` (and ``export``) to ``revops contacts``."""
-    contacts.command("erase")(erase)
-    contacts.command("export")(export)
 
 
 def export(

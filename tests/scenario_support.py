@@ -224,7 +224,7 @@ class Stack:
                 return None
             return await maybe_state(handle_for(self.client, self.store, user_id))
 
-        found = await eventually(look, lambda v: v is not None and check(v), within=40.0)
+        found = await eventually(look, lambda v: v is not None and check(v), within=60)
         assert found is not None
         return found
 
@@ -246,7 +246,7 @@ class Stack:
                 return None
             return found
 
-        found = await eventually(look, lambda p: p is not None and check(p), within=40.0)
+        found = await eventually(look, lambda p: p is not None and check(p), within=60)
         assert found is not None
         return found
 

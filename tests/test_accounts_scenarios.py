@@ -55,7 +55,7 @@ async def _account(s: Stack, value: str) -> dict[str, Any] | None:
 
 async def _account_when(s: Stack, value: str, check: Any) -> dict[str, Any]:
     found = await eventually(
-        lambda: _account(s, value), lambda v: v is not None and check(v), within=40
+        lambda: _account(s, value), lambda v: v is not None and check(v), within=60
     )
     assert found is not None
     return found

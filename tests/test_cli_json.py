@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,8 @@ from typer.core import TyperGroup
 
 import revops
 from revops.settings import Settings
-from starter.cli import app
+from starter.cli import CONTACT_COMMANDS, GROUPS, app
+from starter.lazy import subcommands
 from store.repo import Store
 from tests.conftest import ID_SECRET, REPO
 from tests.support import running_worker
@@ -31,7 +33,7 @@ def _read_commands(group: TyperGroup, path: str = "revops") -> dict[str, Any]:
     found: dict[str, Any] = {}
     if group.invoke_without_command:
         found[path] = group  # `revops lists` is itself the overview
-    for name, command in group.commands.items():
+    for name, command in subcommands(group).items():
         if isinstance(command, TyperGroup):
             found |= _read_commands(command, f"{path} {name}")
         elif name not in WRITES | NOT_YET:
@@ -49,6 +51,28 @@ def test_every_read_command_takes_json() -> None:
     assert len(commands) >= 10 and missing == []
     documented = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
     assert [p for p in commands if f"| `{p.removeprefix('revops ')}" not in documented] == []
+
+
+def test_help_lists_every_group_without_importing_it_and_each_loads_with_that_help() -> None:
+    """`revops --help` and every command start without the other groups' imports (about a
+    second each); the one line of help the table gives matches the group it loads."""
+    heavy = sorted({lazy.target.partition(":")[0] for lazy in GROUPS.values()})
+    probe = f"import starter.cli, sys; print([m for m in {heavy!r} if m in sys.modules])"
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert (shown.returncode, shown.stdout.strip()) == (0, "[]"), shown.stderr[-2000:]
+    listing = subprocess.run([REVOPS, "--help"], capture_output=True, text=True, timeout=60)
+    flat = " ".join(listing.stdout.replace("│", " ").split())
+    loaded = subcommands(typer.main.get_group(app))
+    contacts = loaded["contacts"]
+    assert isinstance(contacts, TyperGroup)
+    for table, group in ((GROUPS, loaded), (CONTACT_COMMANDS, subcommands(contacts))):
+        for name, lazy in table.items():
+            real = group[name].help or ""
+            assert lazy.help == real.split("\n\n")[0].strip().replace("\n", " "), name
+            command = group[name]
+            assert subcommands(command) if isinstance(command, TyperGroup) else command.params
+    for name, lazy in GROUPS.items():
+        assert f"{name} {lazy.help}" in flat
 
 
 def test_version_prints_the_package_version() -> None:

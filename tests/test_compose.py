@@ -21,6 +21,7 @@ from activities.crm_sync import crm_configured
 from models.search_attributes import ALL_SEARCH_ATTRIBUTES
 from revops.settings import Settings
 from starter.cli import app
+from starter.lazy import subcommands
 from tests.conftest import REPO
 
 COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -115,7 +116,7 @@ IMAGES: dict[str, dict[str, Any]] = {
 
 def _revops_interface() -> dict[str, Any]:
     """This repo's image: python:3.11-slim (no curl) with the revops console script."""
-    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    commands = subcommands(typer.main.get_group(app))
     settings = Settings()
     return {
         "binaries": {"revops", "python", "sh"},

@@ -57,7 +57,7 @@ async def test_a_signed_bounce_stops_the_journeys_next_email(
             async def received() -> int:
                 return len(inbox)
 
-            await eventually(received, lambda n: n == 1, within=30)
+            await eventually(received, lambda n: n == 1, within=60)
             bounce = sendgrid_bounce(keys, str(inbox[0]["Message-ID"]))
             answer = await http.post(
                 "/v1/webhooks/email/sendgrid", content=bounce.body, headers=bounce.headers
@@ -72,7 +72,7 @@ async def test_a_signed_bounce_stops_the_journeys_next_email(
                 assert result.returncode == 0, result.stderr[-2000:]
                 return json.dumps(json.loads(result.stdout)["decisions"])
 
-            explained = await eventually(why, lambda text: "hard-bounced" in text, within=30)
+            explained = await eventually(why, lambda text: "hard-bounced" in text, within=60)
             await asyncio.sleep(1)
     assert answer.status_code == 200 and answer.json()["events"] == 1
     assert "hard-bounced" in explained
@@ -101,5 +101,5 @@ async def test_a_soft_bounce_does_not_keep_a_contact_out_of_marketing(
             async def received() -> int:
                 return len(inbox)
 
-            await eventually(received, lambda n: n == 1, within=30)
+            await eventually(received, lambda n: n == 1, within=60)
     assert inbox[0]["Subject"] == "Your guide, Ada"

@@ -33,7 +33,7 @@ async def _first_email(inbox: list[Message]) -> Message:
     async def probe() -> list[Message]:
         return inbox
 
-    found = await eventually(probe, lambda messages: len(messages) >= 1, within=30)
+    found = await eventually(probe, lambda messages: len(messages) >= 1, within=60)
     return found[0]
 
 
@@ -90,7 +90,7 @@ async def test_a_click_through_the_redirect_and_an_open_show_on_the_contact(
             view = await eventually(
                 shown,
                 lambda v: {"Email Clicked", "Email Opened"} <= set(v["event_counts"]),  # type: ignore[call-overload]
-                within=30,
+                within=60,
             )
     assert (clicked.status_code, clicked.headers["location"]) == (
         302,
@@ -170,7 +170,7 @@ async def test_a_links_process_serves_recipients_links_and_nothing_else(
             await eventually(
                 lambda: maybe_state(handle_for(env.client, store, "u-links")),
                 lambda state: state is not None and "Email Clicked" in state.event_counts,
-                within=30,
+                within=60,
             )
     assert (clicked.status_code, clicked.headers["location"]) == (
         302,

@@ -77,7 +77,7 @@ async def test_events_accepted_while_temporal_is_down_arrive_once_when_it_is_bac
             worker_client = await _connect(server.address)
             async with running_worker(worker_client, store, settings):
                 handle = handle_for(worker_client, store, "gw-outage")
-                state = await state_after(handle, 4, within=40)
+                state = await state_after(handle, 4, within=60)
             assert store.pending_count() == 0
     finally:
         await server.astop()

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from revops import __version__
 from revops.settings import Settings
 from starter.cli import app
+from starter.lazy import subcommands
 from tests.conftest import REPO
 
 K8S = REPO / "deploy" / "k8s"
@@ -255,7 +256,7 @@ def _env(container: dict[str, Any]) -> dict[str, str]:
 
 
 def test_commands_are_revops_subcommands_and_probes_hit_served_paths() -> None:
-    commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    commands = set(subcommands(typer.main.get_group(app)))
     served = {"/healthz", "/readyz"}  # the gateway's and a worker's health endpoints
     for name, container in _containers():
         assert container["command"][0] == "revops" and container["command"][1] in commands

@@ -109,7 +109,7 @@ async def test_traffic_is_counted_on_metrics(
                     and _total(now, "revops_sla_open") >= 1
                 )
 
-            after = await eventually(lambda: _scrape(http), progressed, within=30)
+            after = await eventually(lambda: _scrape(http), progressed, within=60)
 
     def delta(name: str, **labels: str) -> float:
         return _total(after, name, **labels) - _total(before, name, **labels)
@@ -200,7 +200,7 @@ async def test_a_worker_runtime_exports_task_slots_and_schedule_to_start(
         async def scrape() -> str:
             return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
 
-        text = await eventually(scrape, lambda t: "schedule_to_start" in t, within=20)
+        text = await eventually(scrape, lambda t: "schedule_to_start" in t, within=60)
     names = {family.name for family in text_string_to_metric_families(text)}
     assert {"temporal_worker_task_slots_available", "temporal_worker_task_slots_used"} <= names
     assert any("schedule_to_start" in name for name in names), sorted(names)

@@ -145,10 +145,10 @@ async def test_erasure_removes_the_person_from_every_table_and_temporal(
 
         left = scan(any_store, needles)
         described = await eventually(
-            lambda: _described(s.client, before), lambda ids: ids == [], within=30
+            lambda: _described(s.client, before), lambda ids: ids == [], within=60
         )
         gone = await eventually(
-            lambda: _executions(s.client, contact_id), lambda ids: ids == [], within=30
+            lambda: _executions(s.client, contact_id), lambda ids: ids == [], within=60
         )
         again = await _erase_via_api(s, user)
         shown = await s.cli("contacts", "show", user)

@@ -53,7 +53,7 @@ async def test_contact_timer_fires_after_the_server_was_stopped_and_started(
         async with running_worker(client, store, settings):
             handle = handle_for(client, store, "u-restart")
             state = await eventually(
-                lambda: state_of(handle), lambda s: s.renurture is not None, within=40
+                lambda: state_of(handle), lambda s: s.renurture is not None, within=60
             )
     finally:
         await server.astop()

@@ -35,7 +35,7 @@ async def test_a_scheduled_run_turns_old_events_into_daily_counts_and_reports_th
         handle = await env.client.create_schedule(schedule_id, plan)
         try:
             await handle.trigger()
-            runs = await eventually(lambda: _runs(store), lambda r: len(r) == 1, within=30)
+            runs = await eventually(lambda: _runs(store), lambda r: len(r) == 1, within=60)
         finally:
             await handle.delete()
         query = f"WorkflowType = 'RetentionWorkflow' AND TaskQueue = '{settings.task_queue}'"

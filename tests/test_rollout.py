@@ -86,7 +86,7 @@ async def test_a_version_rolls_out_to_its_share_and_rolls_back_when_its_sends_fa
         on_v2 = await s.progress(first, JOURNEY, lambda p: True)
         rollouts = Rollouts(store, Definitions(Registry(store), config, config / "journeys"))
         await eventually(
-            lambda: _listed(rollouts.error_rate(JOURNEY, 2)), lambda r: r[1] >= 2, within=30
+            lambda: _listed(rollouts.error_rate(JOURNEY, 2)), lambda r: r[1] >= 2, within=60
         )
         traits = {"first_name": "Lateo", "email": "late@acme.io"}
         await s.segment("identify", userId=late, traits=traits)

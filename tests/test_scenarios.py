@@ -124,7 +124,7 @@ async def test_a_rejected_lead_stops_its_demo_follow_up_and_is_recycled_to_re_nu
         demo = await s.progress(rej, "demo-follow-up", lambda p: p.outcome is not None)
         rejected = await s.contact(rej, lambda c: bool(c.wakeups))
         assert "Re-nurture" not in rejected.lists, "not before the policy's delay"
-        await s.email("Ray, a lot has changed since we spoke", within=40)
+        await s.email("Ray, a lot has changed since we spoke", within=60)
         recycled = await s.show(rej)
         why = await s.cli("contacts", "why", rej)
         await s.keep_history(rej, "contact_lifecycle_rejected_recycled")
