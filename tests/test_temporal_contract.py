@@ -80,9 +80,26 @@ def _calls(paths: list[Path], verbs: Collection[str]) -> Iterator[Call]:
             yield Call(node.func.attr, where, node.args[0], node, module)
 
 
+def _local_imports(module: str) -> dict[str, Any]:
+    """Names a module imports inside its functions (the CLI imports where a command runs)."""
+    path = REPO / Path(*module.split(".")).with_suffix(".py")
+    found: dict[str, Any] = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            source = importlib.import_module(node.module)
+            for alias in node.names:
+                if alias.name == "*":
+                    continue
+                name = alias.asname or alias.name
+                found[name] = getattr(source, alias.name, None) or importlib.import_module(
+                    f"{node.module}.{alias.name}"
+                )
+    return found
+
+
 def _resolve(call: Call, expr: ast.expr | None = None) -> Any:
     """The object an argument names, evaluated in its module (names and dotted attributes)."""
-    namespace = vars(importlib.import_module(call.module))
+    namespace = {**_local_imports(call.module), **vars(importlib.import_module(call.module))}
     code = compile(ast.Expression(expr or call.target), call.where, "eval")
     return eval(code, namespace)  # our own source: names and attributes only
 
