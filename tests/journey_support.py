@@ -9,7 +9,12 @@ checks, whatever the time the suite runs at.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +35,7 @@ from journeys.definition import JourneyDefinition, parse_journey
 from journeys.program import next_local_time
 from revops.settings import Settings
 from store.repo import Store
+from tests.conftest import REPO
 from tests.support import eventually, track
 from worker import WORKFLOWS, WorkerDeps, send_workers
 from workflows.journey import JourneyWorkflow
@@ -42,6 +48,28 @@ PERSON: dict[str, Any] = {
     "industry": "Software",
     "sms_opt_in": True,  # texts need an explicit opt-in (docs/privacy.md)
 }
+
+
+@asynccontextmanager
+async def worker_process(environ: dict[str, str]) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """``tests/journey_worker_process.py`` (the project's worker, sticky timeout 1 s) in its
+    own process group, once it is ready; killed (SIGKILL) at the end if still running."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.journey_worker_process"],
+        cwd=REPO,
+        env=environ,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 60)
+    assert line.strip() == b"ready", line
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @asynccontextmanager

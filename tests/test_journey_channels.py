@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
@@ -41,6 +39,7 @@ from tests.journey_support import (
     start,
     ten_am,
     took,
+    worker_process,
 )
 from tests.sinks import free_port, smtp_sink
 from tests.support import eventually
@@ -144,27 +143,6 @@ def holding_smtp_sink() -> Iterator[tuple[int, _HoldFirstRecipient]]:
     finally:
         handler.release.set()
         controller.stop()
-
-
-@asynccontextmanager
-async def worker_process(environ: dict[str, str]) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """``tests/journey_worker_process.py`` in its own process group, once it is ready."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.journey_worker_process"],
-        cwd=REPO,
-        env=environ,
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 60)
-    assert line.strip() == b"ready", line
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 CRASH_JOURNEY = """

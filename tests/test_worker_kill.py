@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
@@ -35,7 +33,7 @@ from starter.simulate import simulation_environment
 from store.effects import Ledger
 from store.repo import Store
 from tests.conftest import ID_SECRET, REPO
-from tests.journey_support import contact, journey, start
+from tests.journey_support import contact, journey, start, worker_process
 from tests.sinks import free_port
 
 CONTACTS = 30
@@ -88,27 +86,6 @@ def slow_inbox() -> Iterator[tuple[int, _SlowInbox]]:
         yield port, handler
     finally:
         controller.stop()
-
-
-@asynccontextmanager
-async def worker_process(environ: dict[str, str]) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """``tests/journey_worker_process.py`` (the project's worker, sticky timeout 1 s)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.journey_worker_process"],
-        cwd=REPO,
-        env=environ,
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 60)
-    assert line.strip() == b"ready", line
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @pytest.mark.slow
